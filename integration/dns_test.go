@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,32 @@ func TestServiceDiscovery(t *testing.T) {
 	sh := func(script string) (string, int) {
 		return nc.netExec(t, "dns-client", 60*time.Second, "sh", "-c", script)
 	}
+
+	t.Run("resolv.conf names the node's DNS server and the search path", func(t *testing.T) {
+		pod, err := nc.cs.CoreV1().Pods("default").Get(ctx, "dns-client", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node, err := nc.cs.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subnet, err := netip.ParsePrefix(node.Spec.PodCIDR)
+		if err != nil {
+			t.Fatalf("node %s podCIDR %q: %v", node.Name, node.Spec.PodCIDR, err)
+		}
+		gateway := subnet.Masked().Addr().Next().String()
+		out, code := sh("cat /etc/resolv.conf")
+		for _, want := range []string{"nameserver " + gateway + "\n",
+			"search default.svc.cluster.local svc.cluster.local cluster.local\n", "options ndots:5\n"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("/etc/resolv.conf (exit %d) lacks %q:\n%s", code, want, out)
+			}
+		}
+		if strings.Contains(out, "127.0.0.11") {
+			t.Errorf("/etc/resolv.conf goes through the engine's resolver:\n%s", out)
+		}
+	})
 
 	t.Run("the service name resolves to the cluster IP", func(t *testing.T) {
 		testutil.Eventually(t, 30*time.Second, func() string {

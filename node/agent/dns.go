@@ -3,9 +3,12 @@ package agent
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 
 	"orch.dev/orch/dns"
@@ -58,7 +61,10 @@ func (a *Agent) clusterDomain() string {
 // the pod network use the node's DNS server with the search path of their
 // namespace and ndots:5; Default and host-network pods use the host's
 // configuration; None uses dnsConfig alone. dnsConfig adds to the others.
-func (a *Agent) podDNS(pod *corev1.Pod, spec *rt.SandboxSpec) {
+// It reports whether the pod gets a resolv.conf written by the agent
+// (cluster DNS, or None) rather than the engine's, which for a pod on an
+// engine network points at the engine's own forwarding resolver.
+func (a *Agent) podDNS(pod *corev1.Pod, spec *rt.SandboxSpec) bool {
 	policy := pod.Spec.DNSPolicy
 	if policy == "" {
 		policy = corev1.DNSClusterFirst
@@ -71,9 +77,10 @@ func (a *Agent) podDNS(pod *corev1.Pod, spec *rt.SandboxSpec) {
 		spec.DNSSearch = []string{pod.Namespace + ".svc." + zone, "svc." + zone, zone}
 		spec.DNSOptions = []string{"ndots:5"}
 	}
+	own := cluster || policy == corev1.DNSNone
 	dc := pod.Spec.DNSConfig
 	if dc == nil {
-		return
+		return own
 	}
 	spec.DNS = append(spec.DNS, dc.Nameservers...)
 	spec.DNSSearch = append(spec.DNSSearch, dc.Searches...)
@@ -91,4 +98,58 @@ func (a *Agent) podDNS(pod *corev1.Pod, spec *rt.SandboxSpec) {
 		}
 		spec.DNSOptions = append(spec.DNSOptions, opt)
 	}
+	return own
+}
+
+// resolvConfName is the pod's resolv.conf in its directory on the node,
+// bound at /etc/resolv.conf in each of its containers.
+const resolvConfName = "resolv.conf"
+
+// resolvConf renders a resolv.conf: at most three nameservers (the C
+// library reads no more), the search path and the options.
+func resolvConf(spec *rt.SandboxSpec) []byte {
+	var b strings.Builder
+	b.WriteString("# written by orch for this pod (dnsPolicy and dnsConfig)\n")
+	for i, ns := range spec.DNS {
+		if i == 3 {
+			break
+		}
+		b.WriteString("nameserver " + ns + "\n")
+	}
+	if len(spec.DNSSearch) > 0 {
+		b.WriteString("search " + strings.Join(spec.DNSSearch, " ") + "\n")
+	}
+	if len(spec.DNSOptions) > 0 {
+		b.WriteString("options " + strings.Join(spec.DNSOptions, " ") + "\n")
+	}
+	return []byte(b.String())
+}
+
+// writeResolvConf writes the pod's resolv.conf (atomically: a container
+// starting meanwhile sees the old file or the new one) and returns its
+// path.
+func (a *Agent) writeResolvConf(uid types.UID, spec *rt.SandboxSpec) (string, error) {
+	dir := a.volumes.podDir(uid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, resolvConfName)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, resolvConf(spec), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// resolvConfMount is the mount of the pod's own resolv.conf, if the agent
+// wrote one when it made the pod's sandbox.
+func (a *Agent) resolvConfMount(uid types.UID) (rt.Mount, bool) {
+	path := filepath.Join(a.volumes.podDir(uid), resolvConfName)
+	if _, err := os.Stat(path); err != nil {
+		return rt.Mount{}, false
+	}
+	return rt.Mount{Source: path, Target: "/etc/resolv.conf"}, true
 }

@@ -531,6 +531,12 @@ func (a *Agent) runSandbox(ctx context.Context, pod *corev1.Pod, attempt int) (r
 			spec.ExtraHosts = append(spec.ExtraHosts, name+":"+h.IP)
 		}
 	}
-	a.podDNS(pod, &spec)
+	if a.podDNS(pod, &spec) {
+		path, err := a.writeResolvConf(pod.UID, &spec)
+		if err != nil {
+			return rt.Container{}, fmt.Errorf("write the pod's resolv.conf: %w", err)
+		}
+		spec.ResolvConf = path
+	}
 	return a.rt.RunSandbox(ctx, spec)
 }

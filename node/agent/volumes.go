@@ -512,17 +512,22 @@ func (a *Agent) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.
 		},
 	}
 	spec, err := containerSpec(pod, c, role, attempt, sandboxID, a.cfg.Name, ec)
-	if err != nil || len(c.VolumeMounts) == 0 {
+	if err != nil {
 		return spec, err
 	}
-	vols, _ := a.volumes.volumesOf(pod.UID)
-	env := make(map[string]string, len(spec.Env))
-	for _, kv := range spec.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+	if len(c.VolumeMounts) > 0 {
+		vols, _ := a.volumes.volumesOf(pod.UID)
+		env := make(map[string]string, len(spec.Env))
+		for _, kv := range spec.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		if spec.Mounts, err = mountsFor(c, vols, env); err != nil {
+			return rt.ContainerSpec{}, err
+		}
 	}
-	if spec.Mounts, err = mountsFor(c, vols, env); err != nil {
-		return rt.ContainerSpec{}, err
+	if m, ok := a.resolvConfMount(pod.UID); ok && !mountsAt(spec.Mounts, m.Target) {
+		spec.Mounts = append(spec.Mounts, m)
 	}
 	return spec, nil
 }
@@ -620,4 +625,15 @@ func (a *Agent) gcVolumes(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// mountsAt reports whether one of mounts is at target: a pod's own
+// volume at /etc/resolv.conf wins over the generated file.
+func mountsAt(mounts []rt.Mount, target string) bool {
+	for _, m := range mounts {
+		if filepath.Clean(m.Target) == target {
+			return true
+		}
+	}
+	return false
 }

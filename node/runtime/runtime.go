@@ -76,6 +76,9 @@ type SandboxSpec struct {
 	DNS        []string
 	DNSSearch  []string
 	DNSOptions []string
+	// ResolvConf is a host file bound at /etc/resolv.conf instead of the
+	// one the engine writes from DNS, DNSSearch and DNSOptions.
+	ResolvConf string
 	// ExtraHosts are "name:ip" entries for /etc/hosts.
 	ExtraHosts []string
 }

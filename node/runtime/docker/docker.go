@@ -203,6 +203,9 @@ func (d *Docker) RunSandbox(ctx context.Context, spec rt.SandboxSpec) (rt.Contai
 		DNSOptions: spec.DNSOptions,
 		ExtraHosts: spec.ExtraHosts,
 	}
+	if spec.ResolvConf != "" {
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: spec.ResolvConf, Target: "/etc/resolv.conf"})
+	}
 	if spec.Network == "" {
 		hc.NetworkMode = "host"
 		cfg.Hostname = ""
