@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -190,19 +192,25 @@ func TestConfigAndVolumes(t *testing.T) {
 
 	t.Run("emptyDir is shared by the containers of a pod and goes with it", func(t *testing.T) {
 		p := helloPod("shared",
-			corev1.Container{Name: "writer", Image: testutil.BusyboxImage, Command: []string{"sh", "-c", "echo from-writer > /data/msg; sleep 3600"},
-				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}},
+			corev1.Container{Name: "writer", Image: testutil.BusyboxImage, Command: []string{"sh", "-c", "echo in-memory > /mem/note; echo from-writer > /data/msg; sleep 3600"},
+				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "mem", MountPath: "/mem"}}},
 			corev1.Container{Name: "reader", Image: testutil.BusyboxImage, Command: []string{"sh", "-c", "until [ -f /in/msg ]; do sleep 0.2; done; cat /in/msg; sleep 3600"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/in", ReadOnly: true}, {Name: "mem", MountPath: "/mem"}}})
 		p.Spec.Volumes = []corev1.Volume{
 			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+			{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("8Mi"))}}},
 		}
 		created := nc.createPod(t, p)
 		nc.waitPod(t, "default", "shared", 60*time.Second, phaseIs(corev1.PodRunning))
 		nc.waitLogs(t, "shared", "reader", "from-writer")
 		if out, _ := nc.execOut(t, "shared", "reader", "sh", "-c", "grep ' /mem ' /proc/mounts | cut -d' ' -f3"); strings.TrimSpace(out) != "tmpfs" {
 			t.Fatalf("medium Memory: got filesystem %q, want tmpfs", out)
+		}
+		if out, _ := nc.execOut(t, "shared", "reader", "cat", "/mem/note"); strings.TrimSpace(out) != "in-memory" {
+			t.Fatalf("medium Memory: the reader sees %q in the writer's tmpfs, want in-memory", out)
+		}
+		if out, _ := nc.execOut(t, "shared", "reader", "sh", "-c", "df -k /mem | tail -1 | awk '{print $2}'"); strings.TrimSpace(out) != "8192" {
+			t.Fatalf("medium Memory with sizeLimit 8Mi: got %q KiB, want 8192", out)
 		}
 		if out, _ := nc.execOut(t, "shared", "reader", "sh", "-c", "touch /in/x 2>/dev/null && echo writable || echo read-only"); strings.TrimSpace(out) != "read-only" {
 			t.Fatalf("readOnly mount: got %q, want read-only", out)
@@ -217,6 +225,43 @@ func TestConfigAndVolumes(t *testing.T) {
 		testutil.Eventually(t, 60*time.Second, func() string {
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {
 				return "the pod's volume directory is still there"
+			}
+			return ""
+		})
+	})
+
+	t.Run("an emptyDir over its sizeLimit evicts the pod", func(t *testing.T) {
+		p := helloPod("spill", corev1.Container{Name: "writer", Image: testutil.BusyboxImage,
+			Command:      []string{"sh", "-c", "dd if=/dev/zero of=/scratch/fill bs=1024 count=2048; sleep 3600"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}})
+		p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("1Mi"))}}}}
+		nc.createPod(t, p)
+		got := nc.waitPod(t, "default", "spill", 60*time.Second, func(p *corev1.Pod) string {
+			if p.Status.Phase != corev1.PodFailed || p.Status.Reason != "Evicted" {
+				return fmt.Sprintf("phase %q reason %q, want Failed Evicted", p.Status.Phase, p.Status.Reason)
+			}
+			return ""
+		})
+		if want := `Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". `; got.Status.Message != want {
+			t.Fatalf("message %q, want %q", got.Status.Message, want)
+		}
+		if cs := got.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil {
+			t.Fatalf("container statuses %+v, want the writer terminated", cs)
+		}
+	})
+
+	t.Run("activeDeadlineSeconds fails the pod", func(t *testing.T) {
+		p := helloPod("deadline", corev1.Container{Name: "sleeper", Image: testutil.BusyboxImage, Command: []string{"sleep", "3600"}})
+		p.Spec.ActiveDeadlineSeconds = ptr.To(int64(2))
+		p.Spec.TerminationGracePeriodSeconds = ptr.To(int64(1))
+		nc.createPod(t, p)
+		nc.waitPod(t, "default", "deadline", 60*time.Second, func(p *corev1.Pod) string {
+			if p.Status.Phase != corev1.PodFailed || p.Status.Reason != "DeadlineExceeded" {
+				return fmt.Sprintf("phase %q reason %q, want Failed DeadlineExceeded", p.Status.Phase, p.Status.Reason)
+			}
+			if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil {
+				return fmt.Sprintf("container statuses %+v, want the sleeper terminated", cs)
 			}
 			return ""
 		})

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -48,6 +50,10 @@ func startNodes(t testing.TB, n int) *nodeCluster {
 				t.Errorf("remove network orch-%s: %v %s", name, err, out)
 			}
 		})
+		// Memory-backed emptyDirs are tmpfs mounts in the agent's data
+		// dir: unmounted once the containers are gone, before the
+		// directory is removed.
+		t.Cleanup(func() { unmountUnder(t, p.dir) })
 		testutil.CleanupDocker(t, "orch.node", name)
 		t.Cleanup(func() { cleanupAgentNetwork(t, name, c.clusterCIDR) })
 		p.start()
@@ -161,4 +167,21 @@ func runDocker(args ...string) error {
 		return fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// unmountUnder detaches the filesystems mounted below dir.
+func unmountUnder(t testing.TB, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			if err := unix.Unmount(f[4], unix.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", f[4], err)
+			}
+		}
+	}
 }

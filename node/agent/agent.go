@@ -99,6 +99,8 @@ type Agent struct {
 	// clusterDNS is the address of the node's DNS server that pods on the
 	// pod network resolve through; empty when it could not start.
 	clusterDNS string
+	// usageCheck overrides how often emptyDir usage is measured (tests).
+	usageCheck time.Duration
 
 	backoff     *backoff
 	pullBackoff *backoff

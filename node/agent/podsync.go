@@ -30,6 +30,10 @@ type podWorker struct {
 	startTime time.Time
 	pullFail  map[string]pullFailure // per container: the last failed pull
 	backedOff map[string]int         // per container: the attempt a BackOff event was sent for
+	// nextUsageCheck is when to measure the emptyDirs against their
+	// sizeLimit again; failed is why the pod was failed, once it was.
+	nextUsageCheck time.Time
+	failed         *podFailure
 }
 
 type pullFailure struct {
@@ -177,6 +181,11 @@ func (w *podWorker) sync(ctx context.Context) (finished bool, wake time.Duration
 	w.mu.Unlock()
 
 	view := podView{hostIP: a.cfg.NodeIP, startTime: w.startTime}
+	f, failWake := w.failure(pod, w.startTime)
+	if f != nil {
+		w.fail(ctx, pod, cs, view, f)
+		return false, 0
+	}
 	if ok, retry := w.setUpVolumes(ctx, pod, view); !ok {
 		return false, retry
 	}
@@ -241,7 +250,7 @@ func (w *podWorker) sync(ctx context.Context) (finished bool, wake time.Duration
 	a.gcOld(ctx, cs)
 	w.retainProbes(view)
 	w.report(pod, view)
-	return false, wake
+	return false, minWake(wake, failWake)
 }
 
 func minWake(a, b time.Duration) time.Duration {

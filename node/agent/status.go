@@ -40,6 +40,8 @@ type podView struct {
 	podIP        string
 	hostIP       string
 	startTime    time.Time
+	// failure, when set, ends the pod: phase Failed with its reason.
+	failure *podFailure
 }
 
 func containerID(c *rt.Container) string {
@@ -188,6 +190,9 @@ func computeStatus(pod *corev1.Pod, v podView, now time.Time) corev1.PodStatus {
 		HostIP:   v.hostIP,
 		PodIP:    v.podIP,
 		QOSClass: old.QOSClass,
+	}
+	if v.failure != nil {
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, v.failure.reason, v.failure.message
 	}
 	if v.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: v.hostIP}}

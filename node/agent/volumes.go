@@ -29,10 +29,6 @@ type hostVolume struct {
 	projected bool
 	// writable volumes (emptyDir, hostPath) get missing subPaths made.
 	writable bool
-	// tmpfs: an emptyDir with medium Memory, a tmpfs of sizeBytes (0: the
-	// engine's default) in each container that mounts it.
-	tmpfs     bool
-	sizeBytes int64
 	// readOnly volumes (a claim mounted readOnly) are mounted read-only
 	// in every container.
 	readOnly bool
@@ -125,13 +121,12 @@ type volumeSetup struct {
 // still reported), so running containers are not disturbed.
 func (m *volumeManager) setUp(pod *corev1.Pod, configs configLookup, allocatable corev1.ResourceList) volumeSetup {
 	res := volumeSetup{volumes: map[string]hostVolume{}}
-	uses := mountCounts(pod)
 	m.mu.Lock()
 	prev := m.pods[pod.UID]
 	m.mu.Unlock()
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
-		hv, warns, err := m.setUpVolume(pod, v, configs, allocatable, uses[v.Name])
+		hv, warns, err := m.setUpVolume(pod, v, configs, allocatable)
 		res.warnings = append(res.warnings, warns...)
 		if err != nil {
 			res.failed = append(res.failed, fmt.Sprintf("MountVolume.SetUp failed for volume %q : %v", v.Name, err))
@@ -170,24 +165,7 @@ func hasData(dir string) bool {
 	return err == nil
 }
 
-// mountCounts counts the containers that mount each volume.
-func mountCounts(pod *corev1.Pod) map[string]int {
-	n := map[string]int{}
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range cs {
-			seen := map[string]bool{}
-			for _, vm := range c.VolumeMounts {
-				if !seen[vm.Name] {
-					seen[vm.Name] = true
-					n[vm.Name]++
-				}
-			}
-		}
-	}
-	return n
-}
-
-func (m *volumeManager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, configs configLookup, allocatable corev1.ResourceList, users int) (hostVolume, []string, error) {
+func (m *volumeManager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, configs configLookup, allocatable corev1.ResourceList) (hostVolume, []string, error) {
 	project := func(plugin string, payload map[string]fileProjection, err error) (hostVolume, error) {
 		hv := hostVolume{path: m.volumeDir(pod.UID, plugin, v.Name), projected: true}
 		if err != nil {
@@ -224,15 +202,17 @@ func (m *volumeManager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, configs c
 			}
 			return hostVolume{path: dir, writable: true}, nil, nil
 		case corev1.StorageMediumMemory:
-			hv := hostVolume{tmpfs: true}
+			// One tmpfs on the host per volume, bound into every container
+			// that mounts it, so they share it as they share a disk one.
+			dir := m.volumeDir(pod.UID, pluginEmptyDir, v.Name)
+			var size int64
 			if v.EmptyDir.SizeLimit != nil {
-				hv.sizeBytes = v.EmptyDir.SizeLimit.Value()
+				size = v.EmptyDir.SizeLimit.Value()
 			}
-			var warns []string
-			if users > 1 {
-				warns = append(warns, fmt.Sprintf("emptyDir volume %q with medium Memory is mounted by %d containers: each gets a tmpfs of its own, not shared", v.Name, users))
+			if err := mountTmpfs(dir, size); err != nil {
+				return hostVolume{}, nil, err
 			}
-			return hv, warns, nil
+			return hostVolume{path: dir, writable: true}, nil, nil
 		default:
 			return hostVolume{}, nil, fmt.Errorf("emptyDir medium %q is not supported by this node agent", v.EmptyDir.Medium)
 		}
@@ -348,13 +328,6 @@ func mountsFor(c *corev1.Container, vols map[string]hostVolume, env map[string]s
 		if vm.SubPathExpr != "" {
 			sub = expand(vm.SubPathExpr, env)
 		}
-		if hv.tmpfs {
-			if sub != "" {
-				return nil, containerConfigError(fmt.Sprintf("volumeMount %q: subPath is not supported on an emptyDir with medium Memory", vm.MountPath))
-			}
-			out = append(out, rt.Mount{Type: rt.MountTmpfs, Target: vm.MountPath, ReadOnly: vm.ReadOnly || hv.readOnly, SizeBytes: hv.sizeBytes})
-			continue
-		}
 		src := hv.path
 		if sub != "" {
 			var err error
@@ -409,7 +382,16 @@ func (m *volumeManager) tearDown(uid types.UID) error {
 	delete(m.warned, uid)
 	delete(m.failSent, uid)
 	m.mu.Unlock()
-	return os.RemoveAll(m.podDir(uid))
+	return removePodDir(m.podDir(uid))
+}
+
+// removePodDir removes a pod's directory, first unmounting the tmpfs of
+// its memory-backed emptyDirs.
+func removePodDir(dir string) error {
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
 }
 
 func (m *volumeManager) volumesOf(uid types.UID) (map[string]hostVolume, bool) {
@@ -444,7 +426,7 @@ func (m *volumeManager) removeMovedAside() error {
 	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), movedAsidePrefix) {
-			errs = append(errs, os.RemoveAll(filepath.Join(m.root, e.Name())))
+			errs = append(errs, removePodDir(filepath.Join(m.root, e.Name())))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,10 +7,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -323,10 +323,15 @@ func TestMountsFor(t *testing.T) {
 		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}}},
 	}, nil)
 	res := m.setUp(pod, testConfigs(), nil)
+	t.Cleanup(func() {
+		if err := m.tearDown(pod.UID); err != nil {
+			t.Error(err)
+		}
+	})
 	if len(res.failed) > 0 {
 		t.Fatal(res.failed)
 	}
-	cfgDir, scratchDir := res.volumes["cfg"].path, res.volumes["scratch"].path
+	cfgDir, scratchDir, memDir := res.volumes["cfg"].path, res.volumes["scratch"].path, res.volumes["mem"].path
 	if err := os.Symlink("/etc", filepath.Join(scratchDir, "escape")); err != nil {
 		t.Fatal(err)
 	}
@@ -355,8 +360,10 @@ func TestMountsFor(t *testing.T) {
 		{name: "subPath with ..", mount: corev1.VolumeMount{Name: "scratch", MountPath: "/x", SubPath: "../../etc"}, wantErr: "must not contain '..'"},
 		{name: "absolute subPath", mount: corev1.VolumeMount{Name: "scratch", MountPath: "/x", SubPath: "/etc"}, wantErr: "must be relative"},
 		{name: "subPath through a symlink out of the volume", mount: corev1.VolumeMount{Name: "scratch", MountPath: "/x", SubPath: "escape"}, wantErr: "leaves the volume"},
-		{name: "memory emptyDir is a tmpfs", mount: corev1.VolumeMount{Name: "mem", MountPath: "/cache"},
-			want: rt.Mount{Type: rt.MountTmpfs, Target: "/cache", SizeBytes: 16 << 20}},
+		{name: "memory emptyDir binds the pod's tmpfs", mount: corev1.VolumeMount{Name: "mem", MountPath: "/cache"},
+			want: rt.Mount{Source: memDir, Target: "/cache"}},
+		{name: "memory emptyDir subPath", mount: corev1.VolumeMount{Name: "mem", MountPath: "/cache", SubPath: "a"},
+			want: rt.Mount{Source: filepath.Join(memDir, "a"), Target: "/cache"}},
 		{name: "hostPath", mount: corev1.VolumeMount{Name: "host", MountPath: "/host", ReadOnly: true},
 			want: rt.Mount{Source: host, Target: "/host", ReadOnly: true}},
 		{name: "unknown volume", mount: corev1.VolumeMount{Name: "nope", MountPath: "/x"}, wantErr: `volume "nope" is not set up`},
@@ -380,17 +387,52 @@ func TestMountsFor(t *testing.T) {
 		})
 	}
 
-	t.Run("a memory emptyDir shared by two containers warns", func(t *testing.T) {
+	t.Run("a memory emptyDir is one tmpfs of its sizeLimit, mounted once", func(t *testing.T) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(memDir, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Type != unix.TMPFS_MAGIC {
+			t.Fatalf("%s has filesystem type %#x, want tmpfs", memDir, st.Type)
+		}
+		if size := int64(st.Blocks) * st.Bsize; size != 16<<20 {
+			t.Fatalf("tmpfs size %d, want %d", size, 16<<20)
+		}
+		if err := os.WriteFile(filepath.Join(memDir, "kept"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Every sync sets the volumes up again: the same tmpfs stays.
+		again := m.setUp(pod, testConfigs(), nil)
+		if len(again.failed) > 0 {
+			t.Fatal(again.failed)
+		}
+		points, err := mountPointsUnder(m.podDir(pod.UID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(points) != 1 || points[0] != memDir {
+			t.Fatalf("mount points %v, want only %s", points, memDir)
+		}
+		if _, err := os.Stat(filepath.Join(memDir, "kept")); err != nil {
+			t.Fatalf("a file written to the tmpfs is gone after a second setup: %v", err)
+		}
+	})
+
+	t.Run("tearDown unmounts the tmpfs and removes the pod's directory", func(t *testing.T) {
 		p := pod.DeepCopy()
 		p.UID = "u-2"
-		p.Spec.Containers = []corev1.Container{
-			{Name: "a", VolumeMounts: []corev1.VolumeMount{{Name: "mem", MountPath: "/m"}}},
-			{Name: "b", VolumeMounts: []corev1.VolumeMount{{Name: "mem", MountPath: "/m"}}},
-		}
 		res := m.setUp(p, testConfigs(), nil)
-		sort.Strings(res.warnings)
-		if len(res.warnings) != 1 || !strings.Contains(res.warnings[0], "not shared") {
-			t.Fatalf("got warnings %q, want one about the tmpfs not being shared", res.warnings)
+		if len(res.failed) > 0 {
+			t.Fatal(res.failed)
+		}
+		if err := m.tearDown(p.UID); err != nil {
+			t.Fatal(err)
+		}
+		if points, _ := mountPointsUnder(m.podDir(p.UID)); len(points) != 0 {
+			t.Fatalf("still mounted: %v", points)
+		}
+		if _, err := os.Stat(m.podDir(p.UID)); !os.IsNotExist(err) {
+			t.Fatalf("got %v, want the pod's directory gone", err)
 		}
 	})
 }
