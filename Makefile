@@ -54,6 +54,7 @@ bench: ## run the benchmarks recorded in docs/benchmarks.md
 	$(GO) test -run XXX -bench 'PodStartup/pods=1$$' -benchtime 30x ./integration/
 	$(GO) test -run XXX -bench 'NodeLossRecovery' -benchtime 1x ./integration/
 	$(GO) test -run XXX -bench 'ServiceVIP' -benchtime 1x ./integration/
+	$(GO) test -run XXX -bench 'EndpointChange' -benchtime 5x ./integration/
 	$(GO) test -run XXX -bench . -benchtime 10x ./node/proxy/
 	scripts/dnsperf.sh
 
