@@ -31,6 +31,12 @@ type nodeCluster struct {
 // startNodes starts a server and n agents and waits for n Ready nodes.
 func startNodes(t testing.TB, n int) *nodeCluster {
 	t.Helper()
+	return startNodesWith(t, n)
+}
+
+// startNodesWith is startNodes with extra flags for every agent.
+func startNodesWith(t testing.TB, n int, agentFlags ...string) *nodeCluster {
+	t.Helper()
 	testutil.RequireDocker(t)
 	testutil.EnsureImages(t)
 	c := startCluster(t, 1)
@@ -43,6 +49,7 @@ func startNodes(t testing.TB, n int) *nodeCluster {
 		p.args = []string{"agent", "--name", name, "--data-dir", p.dir, "--join", fmt.Sprintf("127.0.0.1:%d", c.procs[0].gossip),
 			"--token", c.token, "--node-ip", "127.0.0.1", "--gossip-addr", fmt.Sprintf("127.0.0.1:%d", p.gossip),
 			"--endpoint-addr", fmt.Sprintf("127.0.0.1:%d", p.api)}
+		p.args = append(p.args, agentFlags...)
 		// Cleanups run last first: the agent stops, then its containers
 		// go, then its network.
 		t.Cleanup(func() {

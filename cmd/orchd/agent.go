@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -38,6 +39,7 @@ func agentCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-pods", Value: 110, Usage: "pods this node accepts"},
 			&cli.StringFlag{Name: "cluster-cidr", Usage: "the cluster's pod network, routed between nodes without NAT (default: the /16 around this node's pod subnet)"},
 			&cli.StringFlag{Name: "cluster-domain", Value: "cluster.local", Usage: "the DNS zone of Services and pods"},
+			proxyModeFlag,
 			gossipProbeFlag, gossipSuspicionFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -74,11 +76,14 @@ func agentConfig(c *cli.Context) (agent.Config, error) {
 		Name: c.String("name"), DataDir: c.String("data-dir"), Join: c.StringSlice("join"), Token: c.String("token"),
 		NodeIP: c.String("node-ip"), GossipAddr: c.String("gossip-addr"), EndpointAddr: c.String("endpoint-addr"),
 		MaxPods: c.Int("max-pods"), Labels: map[string]string{},
-		ClusterCIDR: c.String("cluster-cidr"), ClusterDomain: c.String("cluster-domain"),
+		ClusterCIDR: c.String("cluster-cidr"), ClusterDomain: c.String("cluster-domain"), ProxyMode: c.String("proxy-mode"),
 		GossipProbeInterval: c.Duration("gossip-probe-interval"), GossipSuspicionMult: c.Int("gossip-suspicion-mult"),
 	}
 	if errs := validation.IsDNS1123Subdomain(cfg.ClusterDomain); len(errs) > 0 {
 		return cfg, fmt.Errorf("--cluster-domain %q: %s", cfg.ClusterDomain, strings.Join(errs, "; "))
+	}
+	if err := checkProxyMode(cfg.ProxyMode); err != nil {
+		return cfg, err
 	}
 	if errs := validation.IsDNS1123Subdomain(cfg.Name); len(errs) > 0 {
 		return cfg, fmt.Errorf("--name %q: %s", cfg.Name, strings.Join(errs, "; "))
@@ -144,4 +149,14 @@ func parseTaint(s string) (corev1.Taint, error) {
 		return corev1.Taint{Key: k, Value: v, Effect: e}, nil
 	}
 	return corev1.Taint{}, fmt.Errorf("effect %q: want NoSchedule, PreferNoSchedule or NoExecute", effect)
+}
+
+var proxyModeFlag = &cli.StringFlag{Name: "proxy-mode", Value: agent.ProxyAuto,
+	Usage: "service proxy: nftables, userspace (sockets; slower, hides client IPs), or auto (nftables where it works, else userspace with a warning)"}
+
+func checkProxyMode(mode string) error {
+	if !slices.Contains(agent.ProxyModes, mode) {
+		return fmt.Errorf("--proxy-mode %q: want one of %s", mode, strings.Join(agent.ProxyModes, ", "))
+	}
+	return nil
 }

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"orch.dev/orch/node/agent"
 	"orch.dev/orch/node/runtime/docker"
@@ -38,6 +40,7 @@ the cluster without flags.`,
 			&cli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", Usage: "the pod network; the node's pods get a /24 of it"},
 			&cli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", Usage: "the range Service cluster IPs come from"},
 			&cli.StringFlag{Name: "cluster-domain", Value: "cluster.local", Usage: "the DNS zone of Services and pods"},
+			proxyModeFlag,
 			&cli.StringFlag{Name: "docker-host", Usage: "Docker Engine URL (default: DOCKER_HOST or the local socket)"},
 			&cli.StringFlag{Name: "kubeconfig", Value: filepath.Join(home, ".orch", "config"), Usage: "where else to write the admin client config (empty: nowhere)"},
 		},
@@ -52,6 +55,12 @@ func runDev(c *cli.Context) error {
 	log, err := newLogger(c)
 	if err != nil {
 		return err
+	}
+	if err := checkProxyMode(c.String("proxy-mode")); err != nil {
+		return err
+	}
+	if errs := validation.IsDNS1123Subdomain(c.String("cluster-domain")); len(errs) > 0 {
+		return fmt.Errorf("--cluster-domain %q: %s", c.String("cluster-domain"), strings.Join(errs, "; "))
 	}
 	dir := c.String("data-dir")
 	host, _, err := net.SplitHostPort(c.String("api-addr"))
@@ -110,7 +119,7 @@ func runDev(c *cli.Context) error {
 	a, err := agent.New(agent.Config{
 		Name: node, DataDir: filepath.Join(dir, "agent"), Join: []string{srv.GossipAddr()}, Token: srv.Token(),
 		NodeIP: host, GossipAddr: c.String("agent-gossip-addr"), EndpointAddr: c.String("endpoint-addr"),
-		ClusterCIDR: clusterCIDR.String(), ClusterDomain: c.String("cluster-domain"),
+		ClusterCIDR: clusterCIDR.String(), ClusterDomain: c.String("cluster-domain"), ProxyMode: c.String("proxy-mode"),
 		Logger: log.With("role", "agent"),
 	}, rt)
 	if err != nil {

@@ -61,7 +61,11 @@ type Config struct {
 	// ClusterDomain is the DNS zone of Services and pods (--cluster-domain,
 	// default cluster.local).
 	ClusterDomain string
-	Logger        *slog.Logger
+	// ProxyMode picks the service proxy (--proxy-mode): "nftables",
+	// "userspace", or "auto" (the default: nftables where it works, else
+	// userspace with a warning).
+	ProxyMode string
+	Logger    *slog.Logger
 	// Resync is how often each pod is looked at without an event;
 	// StatusInterval how often the Node's status is refreshed.
 	Resync         time.Duration

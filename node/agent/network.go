@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"k8s.io/client-go/informers"
@@ -45,8 +46,7 @@ func (a *Agent) runNetwork(ctx context.Context) {
 	}
 	log := a.log.With("cluster-cidr", cidr.String())
 	factory := informers.NewSharedInformerFactory(a.client, 0)
-	px, err := proxy.New(proxy.Deps{Client: a.client, Informers: factory, Logger: log.With("loop", "proxy"),
-		NodeName: a.cfg.Name, ClusterCIDR: cidr, Table: a.networkTable("svc")})
+	px, err := a.serviceProxy(ctx, factory, cidr, log)
 	if err != nil {
 		log.Error("service proxy", "err", err)
 		return
@@ -70,4 +70,37 @@ func (a *Agent) runNetwork(ctx context.Context) {
 		log.Error("service proxy stopped", "err", err)
 	}
 	<-done
+}
+
+// Service proxy modes (--proxy-mode).
+const (
+	ProxyAuto      = "auto"
+	ProxyNftables  = "nftables"
+	ProxyUserspace = "userspace"
+)
+
+// ProxyModes lists the values --proxy-mode takes.
+var ProxyModes = []string{ProxyAuto, ProxyNftables, ProxyUserspace}
+
+// serviceProxy makes the proxy --proxy-mode asks for; auto probes
+// nftables and falls back to the userspace proxy, with a warning, where
+// the nft binary or the kernel's support is missing.
+func (a *Agent) serviceProxy(ctx context.Context, factory informers.SharedInformerFactory, cidr netip.Prefix, log *slog.Logger) (interface{ Run(context.Context) error }, error) {
+	mode := a.cfg.ProxyMode
+	if mode == "" || mode == ProxyAuto {
+		mode = ProxyNftables
+		if err := proxy.NftablesUsable(ctx, nil); err != nil {
+			log.Warn("nftables cannot be used on this node: falling back to the userspace service proxy", "err", err)
+			mode = ProxyUserspace
+		}
+	}
+	plog := log.With("loop", "proxy", "mode", mode)
+	switch mode {
+	case ProxyNftables:
+		return proxy.New(proxy.Deps{Client: a.client, Informers: factory, Logger: plog,
+			NodeName: a.cfg.Name, ClusterCIDR: cidr, Table: a.networkTable("svc")})
+	case ProxyUserspace:
+		return proxy.NewUserspace(proxy.UserspaceDeps{Informers: factory, Logger: plog, NodeName: a.cfg.Name, ClusterCIDR: cidr})
+	}
+	return nil, fmt.Errorf("--proxy-mode %q: want one of %v", mode, ProxyModes)
 }

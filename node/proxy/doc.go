@@ -19,4 +19,20 @@
 // endpoint change costs one small transaction however many Services
 // there are. Changes within MinSyncInterval are written together.
 // Removing a UDP endpoint clears its conntrack entries.
+//
+// Where nftables cannot be used (NftablesUsable says why), UserspaceProxy
+// serves the same model with sockets instead, and warns that it does: it
+// is slower, and endpoints see the node's address rather than the
+// client's. Cluster, external and LoadBalancer IPs are put as /32
+// addresses on an interface of the proxy's own ("orch-svc0" by default: a
+// dummy, or a bridge without ports on kernels without the dummy driver),
+// so that traffic from pods and from the node is delivered
+// locally; a listener on each address and port, and on 0.0.0.0 for each
+// NodePort, relays every TCP connection or UDP session (per client,
+// ended after 30s idle) to an endpoint picked at random, honouring the
+// Local traffic policies and ClientIP affinity. A Service without an
+// endpoint resets connections. A sync opens and closes only the
+// listeners that changed; endpoint changes swap lists in place. SCTP is
+// not served. Serving stops when Run returns; the addresses stay until
+// Cleanup removes the interface.
 package proxy
