@@ -145,3 +145,67 @@ func TestStatefulSetVolumeKeepsDataAcrossPods(t *testing.T) {
 		return ""
 	})
 }
+
+// TestVolumeMadeBeforehand: an operator makes a local PersistentVolume on
+// one node's disk and a claim of no class; the claim binds to it, and a
+// pod of the claim goes to that node and writes into the directory.
+func TestVolumeMadeBeforehand(t *testing.T) {
+	nc := startNodes(t, 2)
+	ctx := context.Background()
+	target := nc.agents[1].name
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "disk-" + target},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{target}}},
+			}}}},
+		}}
+	if _, err := nc.cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = nc.cs.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{})
+	})
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To(""),
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	if _, err := nc.cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() string {
+		got, err := nc.cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "manual", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		if got.Status.Phase != corev1.ClaimBound || got.Spec.VolumeName != pv.Name {
+			return fmt.Sprintf("claim %s, volume %q; want Bound to %s", got.Status.Phase, got.Spec.VolumeName, pv.Name)
+		}
+		return ""
+	})
+	p := helloPod("manual-writer", corev1.Container{Name: "w", Image: testutil.BusyboxImage,
+		Command:      []string{"sh", "-c", "echo kept > /data/note; sleep 3600"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}})
+	p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "manual"}}}}
+	nc.createPod(t, p)
+	running := nc.waitPod(t, "default", "manual-writer", 90*time.Second, phaseIs(corev1.PodRunning))
+	if running.Spec.NodeName != target {
+		t.Fatalf("pod on %s, want %s where the volume is", running.Spec.NodeName, target)
+	}
+	testutil.Eventually(t, 30*time.Second, func() string {
+		b, err := os.ReadFile(filepath.Join(dir, "note"))
+		if err != nil || strings.TrimSpace(string(b)) != "kept" {
+			return fmt.Sprintf("%s/note: %q, %v; want kept", dir, b, err)
+		}
+		return ""
+	})
+}

@@ -86,9 +86,43 @@ func (v *volumes) resolve(info *podInfo) (toSelect []*corev1.PersistentVolumeCla
 		if sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
 			return nil, "pod has unbound immediate PersistentVolumeClaims"
 		}
+		if sc.Provisioner != controller.LocalProvisioner {
+			// Nothing makes volumes of this class: the pod may go only
+			// where a volume made beforehand fits the claim.
+			sel, ok := v.freeVolumesSelector(pvc, className)
+			if !ok {
+				return nil, "node(s) didn't find available persistent volumes to bind"
+			}
+			if sel != nil {
+				info.volumeAffinity = append(info.volumeAffinity, sel)
+			}
+		}
 		toSelect = append(toSelect, pvc)
 	}
 	return toSelect, ""
+}
+
+// freeVolumesSelector selects the nodes where a volume that fits the
+// claim can be used: the union of those volumes' node affinities (nil when
+// one of them has none, and so may be used anywhere). ok is false when no
+// volume fits at all.
+func (v *volumes) freeVolumesSelector(pvc *corev1.PersistentVolumeClaim, className string) (sel *corev1.NodeSelector, ok bool) {
+	pvs, _ := v.pvs.List(labels.Everything()) // listers do not fail
+	var terms []corev1.NodeSelectorTerm
+	for _, pv := range pvs {
+		if !controller.VolumeFits(pvc, className, pv) {
+			continue
+		}
+		ok = true
+		if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+			return nil, true
+		}
+		terms = append(terms, pv.Spec.NodeAffinity.Required.NodeSelectorTerms...)
+	}
+	if !ok {
+		return nil, false
+	}
+	return &corev1.NodeSelector{NodeSelectorTerms: terms}, true
 }
 
 // choose remembers the node chosen for claims until their annotation is

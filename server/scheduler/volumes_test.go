@@ -7,8 +7,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"orch.dev/orch/internal/testutil"
 	"orch.dev/orch/server/controller"
@@ -159,6 +161,53 @@ func TestPodsFollowTheirVolumes(t *testing.T) {
 				}
 			}
 			return fmt.Sprintf("conditions %+v, want 3 volume conflicts and 1 unschedulable node", p.Status.Conditions)
+		})
+	})
+
+	t.Run("a class nothing provisions goes where a volume made beforehand fits", func(t *testing.T) {
+		if _, err := c.env.Client.StorageV1().StorageClasses().Create(c.ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "manual"},
+			Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer)}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pv := testLocalPV("manual-n3", "n3")
+		pv.Spec.StorageClassName = "manual"
+		pv, err := c.env.Client.CoreV1().PersistentVolumes().Create(c.ctx, pv, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pv.Status.Phase = corev1.VolumeAvailable
+		if _, err := c.env.Client.CoreV1().PersistentVolumes().UpdateStatus(c.ctx, pv, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		manual := func(name, size string) *corev1.PersistentVolumeClaim {
+			pvc := testClaim(name, "")
+			pvc.Spec.StorageClassName = ptr.To("manual")
+			pvc.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse(size)
+			return pvc
+		}
+		if _, err := claims.Create(c.ctx, manual("manual-fits", "1Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c.createPod(makePod("manual-pod", withClaim("manual-fits")))
+		if got := c.waitBound("manual-pod"); got != "n3" {
+			t.Fatalf("pod on %s, want n3 where the only fitting volume is", got)
+		}
+
+		if _, err := claims.Create(c.ctx, manual("manual-too-big", "100Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c.createPod(makePod("manual-none", withClaim("manual-too-big")))
+		testutil.Eventually(t, 20*time.Second, func() string {
+			p, err := c.env.Client.CoreV1().Pods("default").Get(c.ctx, "manual-none", metav1.GetOptions{})
+			if err != nil {
+				return err.Error()
+			}
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == corev1.PodScheduled && strings.Contains(cond.Message, "didn't find available persistent volumes to bind") {
+					return ""
+				}
+			}
+			return fmt.Sprintf("conditions %+v, want no available persistent volumes", p.Status.Conditions)
 		})
 	})
 }

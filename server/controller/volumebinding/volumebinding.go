@@ -32,7 +32,7 @@ import (
 )
 
 // LocalProvisioner is the provisioner of the built-in "local" class.
-const LocalProvisioner = "orch.dev/local"
+const LocalProvisioner = controller.LocalProvisioner
 
 // LocalVolumeRoot is where, under the default data dir, agents keep the
 // volumes of the local provisioner. A provisioned volume's spec.local.path
@@ -56,6 +56,7 @@ type Controller struct {
 	pvs      corelisters.PersistentVolumeLister
 	classes  storagelisters.StorageClassLister
 	pods     corelisters.PodLister
+	nodes    corelisters.NodeLister
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
@@ -79,13 +80,16 @@ func New(deps Deps) *Controller {
 	pvInf := deps.Informers.Core().V1().PersistentVolumes()
 	classInf := deps.Informers.Storage().V1().StorageClasses()
 	podInf := deps.Informers.Core().V1().Pods()
+	nodeInf := deps.Informers.Core().V1().Nodes()
 	c := &Controller{
-		deps:     deps,
-		claims:   claimInf.Lister(),
-		pvs:      pvInf.Lister(),
-		classes:  classInf.Lister(),
-		pods:     podInf.Lister(),
-		synced:   []cache.InformerSynced{claimInf.Informer().HasSynced, pvInf.Informer().HasSynced, classInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		deps:    deps,
+		claims:  claimInf.Lister(),
+		pvs:     pvInf.Lister(),
+		classes: classInf.Lister(),
+		pods:    podInf.Lister(),
+		nodes:   nodeInf.Lister(),
+		synced: []cache.InformerSynced{claimInf.Informer().HasSynced, pvInf.Informer().HasSynced, classInf.Informer().HasSynced,
+			podInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
 		queue:    controller.NewQueue("volumebinding"),
 		recorder: &record.FakeRecorder{}, // replaced by Run
 	}
@@ -151,6 +155,14 @@ func (c *Controller) volumeChanged(obj any) {
 	c.queue.Add(volumePrefix + pv.Name)
 	if ref := pv.Spec.ClaimRef; ref != nil {
 		c.queue.Add(claimPrefix + ref.Namespace + "/" + ref.Name)
+		return
+	}
+	// A free volume: the claims waiting for one look again.
+	claims, _ := c.claims.List(labels.Everything())
+	for _, pvc := range claims {
+		if pvc.Spec.VolumeName == "" && pvc.DeletionTimestamp == nil {
+			c.queue.Add(claimPrefix + pvc.Namespace + "/" + pvc.Name)
+		}
 	}
 }
 
@@ -208,21 +220,67 @@ func (c *Controller) syncClaim(ctx context.Context, ns, name string) error {
 	}
 	classes, _ := c.classes.List(labels.Everything()) // listers do not fail
 	className := controller.ClaimClassName(pvc, classes)
-	if className == "" {
-		return nil // no class: waits for a volume made by hand (not matched automatically)
+	// A class without a StorageClass object still matches volumes of that
+	// class name (bound at once, never provisioned), as in Kubernetes.
+	var class *storagev1.StorageClass
+	if className != "" {
+		class, _ = c.classes.Get(className)
 	}
-	class, err := c.classes.Get(className)
-	if err != nil {
-		return nil // a class created later brings no event here; the claim waits for an update
+	// A WaitForFirstConsumer claim is bound once the scheduler has chosen
+	// the node of its first pod, to a volume there; others at once.
+	var node *corev1.Node
+	nodeName := pvc.Annotations[controller.AnnSelectedNode]
+	if class != nil && class.VolumeBindingMode != nil && *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer {
+		if nodeName == "" {
+			return nil // waits for its first pod to be scheduled
+		}
+		if node, err = c.nodes.Get(nodeName); err != nil {
+			// Not (yet) in the cache: only volumes without a node
+			// affinity, or naming the node, can match.
+			node = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}
+		}
 	}
-	if class.Provisioner != LocalProvisioner {
-		return nil // another provisioner's claim
+	// A volume made beforehand that fits comes first.
+	pvs, _ := c.pvs.List(labels.Everything())
+	if pv := controller.MatchVolume(pvc, className, pvs, node); pv != nil {
+		return c.bind(ctx, pvc, pv)
 	}
-	node := pvc.Annotations[controller.AnnSelectedNode]
-	if node == "" {
-		return nil // waits for its first pod to be scheduled
+	if class == nil || class.Provisioner != LocalProvisioner || nodeName == "" {
+		return nil // waits for a volume that fits
 	}
-	return c.provision(ctx, pvc, class, node)
+	return c.provision(ctx, pvc, class, nodeName)
+}
+
+// bind pairs a claim with a volume made beforehand: the volume is reserved
+// for the claim first (an update that only one claim can win), then the
+// claim names it.
+func (c *Controller) bind(ctx context.Context, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) error {
+	if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID == "" {
+		upd := pv.DeepCopy()
+		upd.Spec.ClaimRef = &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1",
+			Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID, ResourceVersion: pvc.ResourceVersion}
+		if upd.Annotations == nil {
+			upd.Annotations = map[string]string{}
+		}
+		if pv.Spec.ClaimRef == nil {
+			upd.Annotations[controller.AnnBoundByController] = "yes"
+		}
+		if _, err := c.deps.Client.CoreV1().PersistentVolumes().Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			return ignoreGone(err)
+		}
+	}
+	upd := pvc.DeepCopy()
+	upd.Spec.VolumeName = pv.Name
+	if upd.Annotations == nil {
+		upd.Annotations = map[string]string{}
+	}
+	upd.Annotations[controller.AnnBindCompleted] = "yes"
+	upd.Annotations[controller.AnnBoundByController] = "yes"
+	if _, err := c.deps.Client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		return ignoreGone(err)
+	}
+	c.deps.Logger.Info("bound claim to volume", "claim", pvc.Namespace+"/"+pvc.Name, "volume", pv.Name)
+	return nil // the update brings the claim back to set its status
 }
 
 // provision makes the volume of a claim on the chosen node, then binds the

@@ -259,3 +259,116 @@ func TestVolumeMadeByHand(t *testing.T) {
 		t.Fatalf("claim capacity %s, want the volume's 5Gi", q.String())
 	}
 }
+
+func handMadeVolume(name, class, size string, mutate ...func(*corev1.PersistentVolume)) *corev1.PersistentVolume {
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			StorageClassName:              class,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/" + name}},
+		},
+	}
+	for _, m := range mutate {
+		m(pv)
+	}
+	return pv
+}
+
+func onNode(node string) func(*corev1.PersistentVolume) {
+	return func(pv *corev1.PersistentVolume) {
+		pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
+		}}}}
+	}
+}
+
+func TestBindsClaimsToVolumesMadeBeforehand(t *testing.T) {
+	cs, ctx := start(t)
+	claims := cs.CoreV1().PersistentVolumeClaims("default")
+	for _, pv := range []*corev1.PersistentVolume{
+		handMadeVolume("small", "", "1Gi"),
+		handMadeVolume("fits", "", "3Gi"),
+		handMadeVolume("big", "", "10Gi"),
+		handMadeVolume("fast", "fast", "3Gi"),
+		handMadeVolume("gold", "", "20Gi", func(pv *corev1.PersistentVolume) { pv.Labels = map[string]string{"tier": "gold"} }),
+		handMadeVolume("reserved", "", "50Gi", func(pv *corev1.PersistentVolume) {
+			pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "wants-reserved"}
+		}),
+		handMadeVolume("local-n1", "local", "5Gi", onNode("n1")),
+	} {
+		if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1",
+		Labels: map[string]string{corev1.LabelHostname: "n1"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, cs, ctx, "small", corev1.VolumeAvailable)
+
+	noClass := func(name string) *corev1.PersistentVolumeClaim {
+		pvc := newClaim(name, "", "")
+		pvc.Spec.StorageClassName = ptr.To("")
+		return pvc
+	}
+	for _, tc := range []struct {
+		name  string
+		claim *corev1.PersistentVolumeClaim
+		want  string // the volume it binds to
+	}{
+		{name: "the smallest volume that fits", claim: noClass("first"), want: "fits"},
+		{name: "the next one once that is taken", claim: noClass("second"), want: "big"},
+		{name: "a selector picks by label", claim: func() *corev1.PersistentVolumeClaim {
+			pvc := noClass("picky")
+			pvc.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "gold"}}
+			return pvc
+		}(), want: "gold"},
+		{name: "a volume reserved by claimRef goes to its claim", claim: noClass("wants-reserved"), want: "reserved"},
+		{name: "a class of its own", claim: newClaim("fast-claim", "fast", ""), want: "fast"},
+		{name: "a local claim binds to a volume made on its node", claim: newClaim("on-n1", "local", "n1"), want: "local-n1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := claims.Create(ctx, tc.claim, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			pvc, pv := waitBound(t, cs, ctx, tc.claim.Name)
+			if pv.Name != tc.want {
+				t.Fatalf("claim %s bound to %s, want %s", pvc.Name, pv.Name, tc.want)
+			}
+			if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
+				t.Fatalf("volume %s claimRef %+v, want claim %s", pv.Name, ref, pvc.UID)
+			}
+		})
+	}
+
+	t.Run("a local claim on another node gets a volume provisioned", func(t *testing.T) {
+		if _, err := claims.Create(ctx, newClaim("on-n2", "local", "n2"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pvc, pv := waitBound(t, cs, ctx, "on-n2")
+		if pv.Name != "pvc-"+string(pvc.UID) {
+			t.Fatalf("bound to %s, want a provisioned volume", pv.Name)
+		}
+	})
+
+	t.Run("a claim that nothing fits waits, and binds when a volume appears", func(t *testing.T) {
+		if _, err := claims.Create(ctx, noClass("later"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Give the loop a chance to bind wrongly (only "small", too small,
+		// is free) before the fitting volume exists.
+		time.Sleep(300 * time.Millisecond)
+		if pvc, err := claims.Get(ctx, "later", metav1.GetOptions{}); err != nil || pvc.Spec.VolumeName != "" {
+			t.Fatalf("claim later: %v, volume %q; want it unbound", err, pvc.Spec.VolumeName)
+		}
+		if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, handMadeVolume("late", "", "2Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, pv := waitBound(t, cs, ctx, "later"); pv.Name != "late" {
+			t.Fatalf("bound to %s, want late", pv.Name)
+		}
+	})
+}
