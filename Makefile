@@ -65,4 +65,6 @@ fuzz: ## fuzz manifest decoding and validation for a minute each
 
 .PHONY: clean
 clean: ## remove bin/ and the local cluster's state (stop it first)
+	@# memory-backed volumes (emptyDir medium Memory, secrets) are tmpfs mounts under .orch
+	@awk -v d="$(CURDIR)/.orch/" 'index($$5, d) == 1 {print $$5}' /proc/self/mountinfo | sort -r | xargs -r umount -l
 	rm -rf bin .orch

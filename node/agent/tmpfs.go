@@ -15,10 +15,11 @@ import (
 )
 
 // mountTmpfs makes dir a tmpfs of at most sizeBytes (0: the kernel's
-// default, half of the memory), unless it is one already: an emptyDir
-// with medium Memory lives in the host's memory once per pod, and every
-// container that mounts it binds the same filesystem.
-func mountTmpfs(dir string, sizeBytes int64) error {
+// default, half of the memory) whose root has mode, unless it is one
+// already: an emptyDir with medium Memory lives in the host's memory once
+// per pod, and every container that mounts it binds the same filesystem;
+// a secret volume never reaches the disk.
+func mountTmpfs(dir string, sizeBytes int64, mode os.FileMode) error {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
@@ -29,7 +30,7 @@ func mountTmpfs(dir string, sizeBytes int64) error {
 	if mounted {
 		return nil
 	}
-	opts := "mode=1777"
+	opts := "mode=" + strconv.FormatUint(uint64(mode.Perm()), 8)
 	if sizeBytes > 0 {
 		opts += ",size=" + strconv.FormatInt(sizeBytes, 10)
 	}

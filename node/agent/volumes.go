@@ -171,6 +171,12 @@ func (m *volumeManager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, configs c
 		if err != nil {
 			return hv, err
 		}
+		// Secrets are kept in memory, never on the node's disk.
+		if hasSecret(v) {
+			if err := mountTmpfs(hv.path, 0, 0o755); err != nil {
+				return hv, err
+			}
+		}
 		if _, err := writeAtomic(hv.path, payload); err != nil {
 			return hv, fmt.Errorf("write volume files: %w", err)
 		}
@@ -209,7 +215,7 @@ func (m *volumeManager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, configs c
 			if v.EmptyDir.SizeLimit != nil {
 				size = v.EmptyDir.SizeLimit.Value()
 			}
-			if err := mountTmpfs(dir, size); err != nil {
+			if err := mountTmpfs(dir, size, 0o777); err != nil {
 				return hostVolume{}, nil, err
 			}
 			return hostVolume{path: dir, writable: true}, nil, nil
@@ -615,6 +621,22 @@ func mountsAt(mounts []rt.Mount, target string) bool {
 	for _, m := range mounts {
 		if filepath.Clean(m.Target) == target {
 			return true
+		}
+	}
+	return false
+}
+
+// hasSecret reports whether a volume holds Secret data: a secret volume,
+// or a projected one with a secret source.
+func hasSecret(v *corev1.Volume) bool {
+	if v.Secret != nil {
+		return true
+	}
+	if v.Projected != nil {
+		for _, src := range v.Projected.Sources {
+			if src.Secret != nil {
+				return true
+			}
 		}
 	}
 	return false

@@ -226,6 +226,11 @@ func TestVolumeSetUp(t *testing.T) {
 			m := newVolumeManager(t.TempDir())
 			pod := volumePod([]corev1.Volume{tc.vol}, nil)
 			res := m.setUp(pod, testConfigs(), nil)
+			t.Cleanup(func() {
+				if err := m.tearDown(pod.UID); err != nil {
+					t.Error(err)
+				}
+			})
 			if tc.wantFailed != "" {
 				if len(res.failed) != 1 || res.failed[0] != tc.wantFailed {
 					t.Fatalf("got failures %q, want %q", res.failed, tc.wantFailed)
@@ -247,6 +252,14 @@ func TestVolumeSetUp(t *testing.T) {
 			}
 			if got := readVolume(t, hv.path); fmt.Sprint(got) != fmt.Sprint(tc.wantFiles) {
 				t.Fatalf("got files %v, want %v", got, tc.wantFiles)
+			}
+			// Secret data stays in memory.
+			var st unix.Statfs_t
+			if err := unix.Statfs(hv.path, &st); err != nil {
+				t.Fatal(err)
+			}
+			if onTmpfs := st.Type == unix.TMPFS_MAGIC; onTmpfs != hasSecret(&tc.vol) {
+				t.Fatalf("volume on tmpfs: %v, want %v (holds a secret: %v)", onTmpfs, hasSecret(&tc.vol), hasSecret(&tc.vol))
 			}
 			// Warnings are sent once per pod.
 			if again := m.setUp(pod, testConfigs(), nil); len(again.warnings) != 0 {
