@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -78,6 +79,27 @@ func TestServiceDiscovery(t *testing.T) {
 			out, code := sh("nslookup hello.default.svc.cluster.local")
 			if code != 0 || !strings.Contains(out, vip) {
 				return fmt.Sprintf("nslookup: exit %d, want %s in:\n%s", code, vip, out)
+			}
+			return ""
+		})
+	})
+
+	t.Run("the server answers the zone too", func(t *testing.T) {
+		server := fmt.Sprintf("127.0.0.1:%d", nc.procs[0].dns)
+		testutil.Eventually(t, 30*time.Second, func() string {
+			q := new(mdns.Msg)
+			q.SetQuestion("hello.default.svc.cluster.local.", mdns.TypeA)
+			for _, network := range []string{"udp", "tcp"} {
+				in, _, err := (&mdns.Client{Net: network, Timeout: 2 * time.Second}).Exchange(q, server)
+				if err != nil {
+					return fmt.Sprintf("%s query to %s: %v", network, server, err)
+				}
+				if len(in.Answer) != 1 {
+					return fmt.Sprintf("%s answer %v, want one A record", network, in.Answer)
+				}
+				if a, ok := in.Answer[0].(*mdns.A); !ok || a.A.String() != vip {
+					return fmt.Sprintf("%s answer %v, want %s", network, in.Answer[0], vip)
+				}
 			}
 			return ""
 		})

@@ -92,6 +92,7 @@ type proc struct {
 	raft    int
 	gossip  int
 	debug   int
+	dns     int // the server's DNS port (UDP and TCP)
 	args    []string
 	cmd     *exec.Cmd
 	logPath string
@@ -125,8 +126,9 @@ func startCluster(t testing.TB, n int) *cluster {
 				join = append(join, fmt.Sprintf("127.0.0.1:%d", o.gossip))
 			}
 		}
-		p.debug = freePort(t)
+		p.debug, p.dns = freePort(t), freePort(t)
 		p.args = []string{"server", "--name", p.name, "--data-dir", p.dir, "--debug-addr", fmt.Sprintf("127.0.0.1:%d", p.debug),
+			"--dns-addr", fmt.Sprintf("127.0.0.1:%d", p.dns),
 			"--api-addr", fmt.Sprintf("127.0.0.1:%d", p.api), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", p.raft),
 			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", p.gossip), "--token", c.token,
 			"--bootstrap-expect", fmt.Sprint(n), "--cluster-cidr", c.clusterCIDR}

@@ -88,6 +88,12 @@ type Config struct {
 	// whose rollout passes its progress deadline, for every Deployment.
 	DisableAutoRollback bool
 
+	// DNSAddr is where this server answers DNS for the cluster zone
+	// (host:port, UDP and TCP); empty for none. ClusterDomain is the zone
+	// (default cluster.local).
+	DNSAddr       string
+	ClusterDomain string
+
 	// Gossip timing (see internal/gossip); zero takes the defaults.
 	GossipProbeInterval time.Duration
 	GossipSuspicionMult int
@@ -632,6 +638,7 @@ func (s *Server) serve(ctx context.Context) error {
 	}
 	s.serving.Store(true)
 	s.log.Info("serving the API", "url", s.APIURL(), "kubeconfig", kubeconfig)
+	s.goRun(func() { s.runDNS(ctx) })
 	err = s.httpSrv.ServeTLS(s.apiLn, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -19,6 +19,7 @@ import (
 	_ "time/tzdata" // CronJob time zones are checked and evaluated the same on every machine
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"orch.dev/orch/internal/token"
@@ -105,6 +106,8 @@ servers rejoin with their data and need neither flag.`,
 			&cli.StringFlag{Name: "debug-addr", Usage: "HOST:PORT to serve Go profiling (net/http/pprof) on, unauthenticated: keep it on loopback"},
 			&cli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", Usage: "the pod network; each node gets a subnet of it"},
 			&cli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", Usage: "the range Service cluster IPs come from; the same on every server"},
+			&cli.StringFlag{Name: "dns-addr", Value: "0.0.0.0:8600", Usage: "HOST:PORT where this server answers DNS for the cluster zone (UDP and TCP); empty for none"},
+			&cli.StringFlag{Name: "cluster-domain", Value: "cluster.local", Usage: "the DNS zone of Services and pods"},
 			&cli.IntFlag{Name: "node-cidr-mask-size", Value: 24, Usage: "prefix length of each node's pod subnet"},
 			&cli.BoolFlag{Name: "deployment-auto-rollback", Value: true, Usage: "roll a Deployment back to its last available revision when a rollout passes its progress deadline (per Deployment: annotation orch.dev/auto-rollback: \"false\")"},
 			&cli.Int64Flag{Name: "default-toleration-seconds", Value: 30, Usage: "how long pods without a toleration of their own stay on a not-ready or unreachable node before they are evicted and replaced elsewhere"},
@@ -133,8 +136,16 @@ servers rejoin with their data and need neither flag.`,
 			if err != nil {
 				return fmt.Errorf("--service-cidr %q: %v", c.String("service-cidr"), err)
 			}
+			if errs := validation.IsDNS1123Subdomain(c.String("cluster-domain")); len(errs) > 0 {
+				return fmt.Errorf("--cluster-domain %q: %s", c.String("cluster-domain"), strings.Join(errs, "; "))
+			}
+			if addr := c.String("dns-addr"); addr != "" {
+				if _, _, err := net.SplitHostPort(addr); err != nil {
+					return fmt.Errorf("--dns-addr %q: %v", addr, err)
+				}
+			}
 			srv, err := server.New(server.Config{
-				ServiceCIDR: serviceCIDR,
+				ServiceCIDR: serviceCIDR, DNSAddr: c.String("dns-addr"), ClusterDomain: c.String("cluster-domain"),
 				ClusterCIDR: clusterCIDR, NodeCIDRMaskSize: c.Int("node-cidr-mask-size"),
 				DefaultTolerationSeconds: ptr.To(c.Int64("default-toleration-seconds")),
 				DisableAutoRollback:      !c.Bool("deployment-auto-rollback"),
