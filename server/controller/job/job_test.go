@@ -161,6 +161,18 @@ func (h *harness) waitRunning(name string, n int) []corev1.Pod {
 	return pods
 }
 
+// stepUntil advances the fake clock a second at a time until check
+// passes. The controller arms its timers when it handles an update, which
+// may come after a single step past the deadline has already happened
+// (the timer then waits from the later time); stepping on covers that.
+func (h *harness) stepUntil(check func() string) {
+	h.t.Helper()
+	testutil.Eventually(h.t, wait, func() string {
+		h.clk.Step(time.Second)
+		return check()
+	})
+}
+
 // waitEvent waits for an event with reason on object name.
 func (h *harness) waitEvent(name, reason string) corev1.Event {
 	h.t.Helper()
@@ -334,8 +346,13 @@ func TestFailedPodIsReplacedAfterBackoff(t *testing.T) {
 	if n := len(h.running("retry")); n != 0 {
 		t.Fatalf("got %d running pods right after a failure, want the replacement to wait", n)
 	}
-	h.clk.Step(11 * time.Second)
-	pods = h.waitRunning("retry", 1)
+	h.clk.Step(10 * time.Second)
+	h.stepUntil(func() string {
+		if pods = h.running("retry"); len(pods) != 1 {
+			return fmt.Sprintf("%d running pods, want the replacement", len(pods))
+		}
+		return ""
+	})
 	h.finish(pods[0], corev1.PodSucceeded, "")
 	j := h.waitJob("retry", finishedWith(batchv1.JobComplete, batchv1.JobReasonCompletionsReached))
 	if j.Status.Failed != 1 || j.Status.Succeeded != 1 {
@@ -501,8 +518,11 @@ func TestActiveDeadline(t *testing.T) {
 	if j := h.job("slow"); condition(j, batchv1.JobFailed) != nil {
 		t.Fatalf("got Failed before the deadline: %+v", j.Status.Conditions)
 	}
-	h.clk.Step(35 * time.Second)
-	j := h.waitJob("slow", finishedWith(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded))
+	h.clk.Step(30 * time.Second)
+	h.stepUntil(func() string {
+		return finishedWith(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded)(h.job("slow"))
+	})
+	j := h.job("slow")
 	if j.Status.Active != 0 {
 		t.Errorf("got active %d, want 0", j.Status.Active)
 	}
@@ -597,8 +617,8 @@ func TestTTLAfterFinishedDeletesTheJob(t *testing.T) {
 	if _, err := h.cs.BatchV1().Jobs("default").Get(h.ctx, "shortlived", metav1.GetOptions{}); err != nil {
 		t.Fatalf("got %v before the TTL ran out, want the Job kept", err)
 	}
-	h.clk.Step(25 * time.Second)
-	testutil.Eventually(t, wait, func() string {
+	h.clk.Step(20 * time.Second)
+	h.stepUntil(func() string {
 		_, err := h.cs.BatchV1().Jobs("default").Get(h.ctx, "shortlived", metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("job still there (%v)", err)
