@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -125,6 +126,13 @@ func New(cfg Config, runtime rt.Runtime) (*Agent, error) {
 	if cfg.Name == "" {
 		return nil, fmt.Errorf("--name is required")
 	}
+	// Volumes and the pods' resolv.conf are bound into containers from
+	// under the data dir, and the engine takes absolute paths only.
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir %q: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dir
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), rt: runtime, now: time.Now,
 		backoff: newBackoff(), pullBackoff: newBackoff(),

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,5 +95,21 @@ func TestResolvConfMountFollowsTheFile(t *testing.T) {
 	}
 	if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), "nameserver 10.42.0.1\n") {
 		t.Fatalf("resolv.conf %q, %v", b, err)
+	}
+}
+
+func TestDataDirIsMadeAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	a, err := New(Config{Name: "n1", DataDir: "state/agent"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := a.writeResolvConf("u1", &rt.SandboxSpec{DNS: []string{"10.42.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The engine binds absolute paths only.
+	if !filepath.IsAbs(path) || !filepath.IsAbs(a.volumes.volumeDir("u1", pluginEmptyDir, "v")) {
+		t.Fatalf("resolv.conf at %q, volumes under %q: want absolute paths", path, a.volumes.root)
 	}
 }
