@@ -1,17 +1,27 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"orch.dev/orch/raftstore"
 )
 
 // serveEviction evicts a pod: POST pods/NAME/eviction with a policy/v1
-// Eviction, as client-go's Evict and kubectl drain send it. orch serves no
-// PodDisruptionBudgets, so no budget is checked and no eviction is refused
-// with 429: an eviction is the graceful delete its deleteOptions ask for
-// (grace period, preconditions, dry run).
+// Eviction, as client-go's Evict and kubectl drain send it. A pod that a
+// PodDisruptionBudget selects is evicted only if the budget allows one
+// more disruption (see checkBudget); otherwise the answer is 429 Too Many
+// Requests and the client tries again later. An allowed eviction is the
+// graceful delete its deleteOptions ask for (grace period, preconditions,
+// dry run).
 func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
@@ -53,6 +63,10 @@ func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, ri *reque
 		return
 	}
 	dry = dry || len(opts.DryRun) > 0
+	if err := s.checkBudget(ctx, ri.resource, ri.namespace, ri.name, dry); err != nil {
+		writeError(w, err)
+		return
+	}
 	if _, _, err := s.deleteObject(ctx, ri.resource, ri.namespace, ri.name, opts, dry); err != nil {
 		writeError(w, err)
 		return
@@ -83,4 +97,106 @@ func checkEvictionOptions(opts *metav1.DeleteOptions) error {
 		}
 	}
 	return nil
+}
+
+// checkBudget decides an eviction against the PodDisruptionBudget that
+// selects the pod, as Kubernetes does: none, or a pod that is already
+// finished or being deleted, needs no budget; a pod that is not ready may
+// go when the budget is healthy (or its unhealthyPodEvictionPolicy is
+// AlwaysAllow); a ready pod takes one of the budget's disruptionsAllowed,
+// recorded in status.disruptedPods in the same compare-and-swap write, so
+// concurrent evictions cannot overdraw it. Several budgets selecting one
+// pod are refused, as in Kubernetes.
+func (s *Server) checkBudget(ctx context.Context, pods *resource, ns, name string, dry bool) error {
+	_, obj, err := s.current(ctx, pods, ns, name, 0)
+	if err != nil {
+		return err
+	}
+	pod := obj.(*corev1.Pod)
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	pdbRes := s.reg.byKind[policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget")]
+	budgets, err := s.selectingBudgets(ctx, pdbRes, pod)
+	if err != nil || len(budgets) == 0 {
+		return err
+	}
+	if len(budgets) > 1 {
+		// Kubernetes' own wording, which clients may match on.
+		return apierrors.NewInternalError(errMultipleBudgets)
+	}
+	_, _, err = s.guaranteedUpdate(ctx, pdbRes, ns, budgets[0], 0, dry, func(cur object) (object, []string, error) {
+		pdb := cur.DeepCopyObject().(*policyv1.PodDisruptionBudget)
+		if pdb.Status.ObservedGeneration < pdb.Generation {
+			return nil, nil, tooManyRequests(fmt.Sprintf("Cannot evict pod as it would violate the pod's disruption budget. The disruption budget %s is still being processed by the server.", pdb.Name))
+		}
+		if !podReady(pod) {
+			if p := pdb.Spec.UnhealthyPodEvictionPolicy; (p != nil && *p == policyv1.AlwaysAllow) || pdb.Status.CurrentHealthy >= pdb.Status.DesiredHealthy {
+				return cur, nil, nil // unchanged: no write
+			}
+			return nil, nil, tooManyRequests(fmt.Sprintf("Cannot evict pod as it would violate the pod's disruption budget. The disruption budget %s needs %d healthy pods and has %d currently", pdb.Name, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy))
+		}
+		if pdb.Status.DisruptionsAllowed <= 0 {
+			return nil, nil, tooManyRequests(fmt.Sprintf("Cannot evict pod as it would violate the pod's disruption budget. The disruption budget %s needs %d healthy pods and has %d currently", pdb.Name, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy))
+		}
+		if len(pdb.Status.DisruptedPods) > 2000 {
+			return nil, nil, tooManyRequests("DisruptedPods map too big - too many evictions not confirmed by PDB controller")
+		}
+		pdb.Status.DisruptionsAllowed--
+		if pdb.Status.DisruptedPods == nil {
+			pdb.Status.DisruptedPods = map[string]metav1.Time{}
+		}
+		pdb.Status.DisruptedPods[pod.Name] = s.nowTime()
+		return pdb, nil, nil
+	})
+	return err
+}
+
+//lint:ignore ST1005 Kubernetes' own wording, which clients may match on
+var errMultipleBudgets = errors.New("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
+
+// selectingBudgets names the budgets of the pod's namespace whose selector
+// matches the pod (a nil selector matches nothing, an empty one all).
+func (s *Server) selectingBudgets(ctx context.Context, pdbRes *resource, pod *corev1.Pod) ([]string, error) {
+	kvs, _, _, err := s.store.List(ctx, pdbRes.prefix(pod.Namespace), raftstore.ListOptions{ReadOptions: raftstore.ReadOptions{Linearizable: true}})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	var out []string
+	for _, kv := range kvs {
+		obj, err := decodeStored(pdbRes, kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		pdb := obj.(*policyv1.PodDisruptionBudget)
+		if pdb.Spec.Selector == nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		out = append(out, pdb.Name)
+	}
+	return out, nil
+}
+
+func podReady(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// tooManyRequests is the 429 an eviction gets when a budget stands in its
+// way, with the cause kubectl drain recognises.
+func tooManyRequests(msg string) error {
+	err := apierrors.NewTooManyRequests(msg, 0) // no Retry-After: clients would wait it out silently
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: "DisruptionBudget", Message: msg})
+	return err
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -186,4 +188,138 @@ func TestEviction(t *testing.T) {
 
 func eviction(name string) *policyv1.Eviction {
 	return &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+}
+
+func TestEvictionHonoursDisruptionBudgets(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	pods := e.client.CoreV1().Pods("default")
+	pdbs := e.client.PolicyV1().PodDisruptionBudgets("default")
+	readyPod := func(name, app string, ready bool) {
+		t.Helper()
+		p := pod(name, "n1")
+		p.Labels = map[string]string{"app": app}
+		p, err := pods.Create(c, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}
+		if _, err := pods.UpdateStatus(c, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// budget makes a PDB whose status says what the disruption controller
+	// would have computed.
+	budget := func(name, app string, allowed, current, desired int32) {
+		t.Helper()
+		b, err := pdbs.Create(c, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(desired)),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: b.Generation, DisruptionsAllowed: allowed,
+			CurrentHealthy: current, DesiredHealthy: desired, ExpectedPods: current}
+		if _, err := pdbs.UpdateStatus(c, b, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evict := func(name string) error {
+		return e.client.PolicyV1().Evictions("default").Evict(c, eviction(name))
+	}
+
+	budget("web", "web", 1, 3, 2)
+	for _, n := range []string{"web-0", "web-1", "web-2"} {
+		readyPod(n, "web", true)
+	}
+	t.Run("an eviction within the budget takes one disruption", func(t *testing.T) {
+		if err := evict("web-0"); err != nil {
+			t.Fatalf("got %v, want the eviction allowed", err)
+		}
+		b, err := pdbs.Get(c, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := b.Status.DisruptedPods["web-0"]; !ok || b.Status.DisruptionsAllowed != 0 {
+			t.Fatalf("budget status %+v, want web-0 disrupted and no disruption left", b.Status)
+		}
+	})
+	t.Run("the next one is refused with 429", func(t *testing.T) {
+		err := evict("web-1")
+		if !apierrors.IsTooManyRequests(err) {
+			t.Fatalf("got %v, want 429 Too Many Requests", err)
+		}
+		if p, err := pods.Get(c, "web-1", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+			t.Fatalf("web-1: %v, deleting %v; want it kept", err, p.DeletionTimestamp)
+		}
+	})
+	t.Run("a pod that is not ready may go while the budget is healthy", func(t *testing.T) {
+		readyPod("web-sick", "web", false)
+		if err := evict("web-sick"); err != nil {
+			t.Fatalf("got %v, want the eviction allowed", err)
+		}
+	})
+	t.Run("a pod of no budget goes", func(t *testing.T) {
+		readyPod("free", "other", true)
+		if err := evict("free"); err != nil {
+			t.Fatalf("got %v, want the eviction allowed", err)
+		}
+	})
+	t.Run("a budget not yet processed refuses", func(t *testing.T) {
+		readyPod("db-0", "db", true)
+		if _, err := pdbs.Create(c, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := evict("db-0"); !apierrors.IsTooManyRequests(err) {
+			t.Fatalf("got %v, want 429 until the budget's status is observed", err)
+		}
+	})
+	t.Run("two budgets selecting one pod refuse", func(t *testing.T) {
+		readyPod("both", "both", true)
+		budget("both-a", "both", 1, 1, 0)
+		budget("both-b", "both", 1, 1, 0)
+		err := evict("both")
+		if err == nil || !strings.Contains(err.Error(), "more than one PodDisruptionBudget") {
+			t.Fatalf("got %v, want the two budgets named as the reason", err)
+		}
+	})
+}
+
+func TestDisruptionBudgetValidation(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}
+	for _, tc := range []struct {
+		name string
+		spec policyv1.PodDisruptionBudgetSpec
+		want string // "" for valid
+	}{
+		{name: "minAvailable", spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: sel}},
+		{name: "maxUnavailable percent", spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("25%")), Selector: sel}},
+		{name: "both", spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)), MaxUnavailable: ptr.To(intstr.FromInt32(1)), Selector: sel},
+			want: "minAvailable and maxUnavailable cannot be both set"},
+		{name: "neither", spec: policyv1.PodDisruptionBudgetSpec{Selector: sel}, want: "spec.minAvailable: Required value"},
+		{name: "negative", spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(-1)), Selector: sel}, want: "spec.minAvailable"},
+		{name: "over 100%", spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("150%")), Selector: sel}, want: "spec.maxUnavailable"},
+		{name: "bad policy", spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: sel,
+			UnhealthyPodEvictionPolicy: ptr.To(policyv1.UnhealthyPodEvictionPolicyType("Sometimes"))}, want: "spec.unhealthyPodEvictionPolicy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.client.PolicyV1().PodDisruptionBudgets("default").Create(c, &policyv1.PodDisruptionBudget{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "pdb-"}, Spec: tc.spec}, metav1.CreateOptions{})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v, want it accepted", err)
+			case tc.want != "" && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want Invalid naming %q", err, tc.want)
+			}
+		})
+	}
 }

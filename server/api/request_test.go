@@ -106,8 +106,8 @@ func TestDiscovery(t *testing.T) {
 	for _, g := range groups {
 		gs = append(gs, g.Name)
 	}
-	if got := strings.Join(gs, ","); got != ",apps,batch,storage.k8s.io" {
-		t.Fatalf("got groups %q, want core, apps, batch and storage.k8s.io", got)
+	if got := strings.Join(gs, ","); got != ",apps,batch,policy,storage.k8s.io" {
+		t.Fatalf("got groups %q, want core, apps, batch, policy and storage.k8s.io", got)
 	}
 	found := map[schema.GroupVersionResource]bool{}
 	for _, rl := range resources {
@@ -120,6 +120,7 @@ func TestDiscovery(t *testing.T) {
 		{Version: "v1", Resource: "pods"}, {Version: "v1", Resource: "pods/status"}, {Version: "v1", Resource: "events"},
 		{Group: "apps", Version: "v1", Resource: "deployments/scale"}, {Group: "batch", Version: "v1", Resource: "cronjobs"},
 		{Version: "v1", Resource: "replicationcontrollers/scale"},
+		{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"}, {Group: "policy", Version: "v1", Resource: "poddisruptionbudgets/status"},
 	} {
 		if !found[want] {
 			t.Errorf("discovery lacks %s", want)

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -212,6 +213,8 @@ var resources = []*resource{
 		fields: map[string]func(*selectable) string{"status.successful": func(s *selectable) string { return intString(s.Status.Succeeded) }}},
 	{group: "batch", version: "v1", name: "cronjobs", singular: "cronjob", kind: "CronJob", namespaced: true, shortNames: []string{"cj"}, categories: []string{"all"},
 		newObj: func() object { return &batchv1.CronJob{} }, status: true, generation: true},
+	{group: "policy", version: "v1", name: "poddisruptionbudgets", singular: "poddisruptionbudget", kind: "PodDisruptionBudget", namespaced: true, shortNames: []string{"pdb"},
+		newObj: func() object { return &policyv1.PodDisruptionBudget{} }, status: true, generation: true},
 	{group: "storage.k8s.io", version: "v1", name: "storageclasses", singular: "storageclass", kind: "StorageClass", shortNames: []string{"sc"},
 		newObj: func() object { return &storagev1.StorageClass{} }},
 }

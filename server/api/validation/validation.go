@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -55,6 +56,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		return validatePVCreate(o)
 	case *storagev1.StorageClass:
 		return validateStorageClassCreate(o)
+	case *policyv1.PodDisruptionBudget:
+		return validatePDBCreate(o)
 	case *corev1.ReplicationController:
 		return validateReplicationControllerCreate(o)
 	case *appsv1.ReplicaSet:
@@ -117,6 +120,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		return validatePVUpdate(o, old.(*corev1.PersistentVolume))
 	case *storagev1.StorageClass:
 		return validateStorageClassUpdate(o, old.(*storagev1.StorageClass))
+	case *policyv1.PodDisruptionBudget:
+		return validatePDBUpdate(o, old.(*policyv1.PodDisruptionBudget))
 	case *corev1.ReplicationController:
 		return validateReplicationControllerUpdate(o, old.(*corev1.ReplicationController))
 	case *appsv1.ReplicaSet:
