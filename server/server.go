@@ -36,6 +36,7 @@ import (
 	"orch.dev/orch/server/controller/cronjob"
 	"orch.dev/orch/server/controller/daemonset"
 	"orch.dev/orch/server/controller/deployment"
+	"orch.dev/orch/server/controller/disruption"
 	"orch.dev/orch/server/controller/endpoints"
 	"orch.dev/orch/server/controller/garbagecollector"
 	"orch.dev/orch/server/controller/job"
@@ -528,8 +529,9 @@ func (s *Server) lead(ctx context.Context) {
 		"statefulset": statefulset.New(statefulset.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "statefulset")}),
 		"deployment": deployment.New(deployment.Deps{Client: cs, Informers: shared, DisableAutoRollback: s.cfg.DisableAutoRollback,
 			Logger: s.log.With("controller", "deployment")}),
-		"endpoints": endpoints.New(endpoints.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "endpoints")}),
-		"servicelb": servicelb.New(servicelb.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "servicelb")}),
+		"endpoints":  endpoints.New(endpoints.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "endpoints")}),
+		"disruption": disruption.New(disruption.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "disruption")}),
+		"servicelb":  servicelb.New(servicelb.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "servicelb")}),
 		"servicerepair": servicerepair.New(servicerepair.Deps{Store: s.store, Client: cs, ServiceCIDR: s.cfg.ServiceCIDR,
 			Logger: s.log.With("controller", "servicerepair")}),
 		"replicaset": replicaset.New(replicaset.Deps{Client: cs, Informers: shared, Logger: s.log.With("controller", "replicaset")}),
