@@ -152,6 +152,13 @@ func nodeNames(m map[string][]corev1.Pod) []string {
 // nodes and none elsewhere, and its status says so.
 func waitPlaced(t *testing.T, ctx context.Context, cs kubernetes.Interface, name string, nodes ...string) map[string][]corev1.Pod {
 	t.Helper()
+	return waitPlacedOf(t, ctx, cs, name, len(nodes), nodes...)
+}
+
+// waitPlacedOf is waitPlaced for a DaemonSet that should run on desired
+// nodes, of which only nodes got their pod.
+func waitPlacedOf(t *testing.T, ctx context.Context, cs kubernetes.Interface, name string, desired int, nodes ...string) map[string][]corev1.Pod {
+	t.Helper()
 	want := slices.Sorted(slices.Values(nodes))
 	var got map[string][]corev1.Pod
 	testutil.Eventually(t, 10*time.Second, func() string {
@@ -167,9 +174,9 @@ func waitPlaced(t *testing.T, ctx context.Context, cs kubernetes.Interface, name
 			return err.Error()
 		}
 		st := ds.Status
-		if st.ObservedGeneration != ds.Generation || int(st.DesiredNumberScheduled) != len(want) ||
+		if st.ObservedGeneration != ds.Generation || int(st.DesiredNumberScheduled) != desired ||
 			int(st.CurrentNumberScheduled) != len(want) || st.NumberMisscheduled != 0 {
-			return fmt.Sprintf("status %+v, want %d desired and scheduled at generation %d", st, len(want), ds.Generation)
+			return fmt.Sprintf("status %+v, want %d desired and %d scheduled at generation %d", st, desired, len(want), ds.Generation)
 		}
 		got = m
 		return ""
@@ -184,12 +191,26 @@ func TestPodsGoToEligibleNodes(t *testing.T) {
 			{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}},
 		}}},
 	}}}
+	needs := func(cpu string) dsOption {
+		return func(ds *appsv1.DaemonSet) {
+			ds.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}
+		}
+	}
 	cases := []struct {
 		name  string
 		nodes []*corev1.Node
+		busy  map[string]string // node → cpu requested by a pod already there
 		ds    []dsOption
 		want  []string
+		// desired is how many nodes should run the pod, when not all of
+		// them get it (a node without room still counts, as in Kubernetes).
+		desired int
 	}{
+		{name: "a node without room for the pod's requests gets none",
+			nodes: []*corev1.Node{makeNode("n1"), makeNode("n2"), makeNode("n3")},
+			busy:  map[string]string{"n2": "3800m", "n3": "3"},
+			ds:    []dsOption{needs("500m")},
+			want:  []string{"n1", "n3"}, desired: 3},
 		{name: "a cordoned node gets its pod",
 			nodes: []*corev1.Node{makeNode("n1"), makeNode("n2"), makeNode("n3", cordoned)},
 			want:  []string{"n1", "n2", "n3"}},
@@ -221,8 +242,20 @@ func TestPodsGoToEligibleNodes(t *testing.T) {
 			for _, n := range tc.nodes {
 				createNode(t, ctx, cs, n)
 			}
+			for node, cpu := range tc.busy {
+				busy := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "busy-" + node, Namespace: ns},
+					Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busy",
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}}}
+				if _, err := cs.CoreV1().Pods(ns).Create(ctx, busy, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			ds := createDaemonSet(t, ctx, cs, makeDaemonSet("agent", tc.ds...))
-			placed := waitPlaced(t, ctx, cs, "agent", tc.want...)
+			desired := tc.desired
+			if desired == 0 {
+				desired = len(tc.want)
+			}
+			placed := waitPlacedOf(t, ctx, cs, "agent", desired, tc.want...)
 			for node, pods := range placed {
 				p := pods[0]
 				if !strings.HasPrefix(p.Name, "agent-") || p.GenerateName != "agent-" {

@@ -161,6 +161,13 @@ func (c *Controller) manage(ctx context.Context, s *state) (retry time.Duration,
 			orphaned = append(orphaned, pods...)
 		}
 	}
+	if len(createOn) > 0 {
+		var wait time.Duration
+		if createOn, wait, err = c.fitting(s, createOn); err != nil {
+			return retry, false, err
+		}
+		retry = sooner(retry, wait)
+	}
 	acted = len(remove)+len(orphaned)+len(createOn) > 0
 	return retry, acted, c.syncNodes(ctx, s, remove, orphaned, createOn)
 }
