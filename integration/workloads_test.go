@@ -66,13 +66,17 @@ func (nc *nodeCluster) waitRunning(t *testing.T, name string, n int, timeout tim
 			return err.Error()
 		}
 		running := 0
+		var others []string
 		for _, p := range pods {
 			if p.Status.Phase == corev1.PodRunning {
 				running++
+				continue
 			}
+			// What a pod that is not running waits for, for the failure.
+			others = append(others, fmt.Sprintf("%s on %q: %s %s", p.Name, p.Spec.NodeName, p.Status.Phase, containerStates(&p)))
 		}
 		if len(pods) != n || running != n {
-			return fmt.Sprintf("%d pods of %s, %d Running; want %d Running", len(pods), name, running, n)
+			return fmt.Sprintf("%d pods of %s, %d Running; want %d Running; others: %s", len(pods), name, running, n, strings.Join(others, "; "))
 		}
 		return ""
 	})

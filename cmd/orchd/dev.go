@@ -40,6 +40,7 @@ the cluster without flags.`,
 			&cli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", Usage: "the pod network; the node's pods get a /24 of it"},
 			&cli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", Usage: "the range Service cluster IPs come from"},
 			&cli.StringFlag{Name: "cluster-domain", Value: "cluster.local", Usage: "the DNS zone of Services and pods"},
+			&cli.StringFlag{Name: "dns-addr", Value: "127.0.0.1:8600", Usage: "HOST:PORT where the host can ask the cluster DNS (UDP and TCP); empty for none (pods use the agent's)"},
 			proxyModeFlag,
 			&cli.StringFlag{Name: "docker-host", Usage: "Docker Engine URL (default: DOCKER_HOST or the local socket)"},
 			&cli.StringFlag{Name: "kubeconfig", Value: filepath.Join(home, ".orch", "config"), Usage: "where else to write the admin client config (empty: nowhere)"},
@@ -62,6 +63,11 @@ func runDev(c *cli.Context) error {
 	if errs := validation.IsDNS1123Subdomain(c.String("cluster-domain")); len(errs) > 0 {
 		return fmt.Errorf("--cluster-domain %q: %s", c.String("cluster-domain"), strings.Join(errs, "; "))
 	}
+	if addr := c.String("dns-addr"); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("--dns-addr %q: %v", addr, err)
+		}
+	}
 	dir := c.String("data-dir")
 	host, _, err := net.SplitHostPort(c.String("api-addr"))
 	if err != nil {
@@ -78,6 +84,7 @@ func runDev(c *cli.Context) error {
 	}
 	srv, err := server.New(server.Config{
 		ClusterCIDR: clusterCIDR, NodeCIDRMaskSize: 24, ServiceCIDR: serviceCIDR,
+		DNSAddr: c.String("dns-addr"), ClusterDomain: c.String("cluster-domain"),
 		Name: node + "-server", DataDir: filepath.Join(dir, "server"), APIAddr: c.String("api-addr"),
 		RaftAddr: c.String("raft-addr"), GossipAddr: c.String("gossip-addr"), BootstrapExpect: 1,
 		Logger: log.With("role", "server"),
