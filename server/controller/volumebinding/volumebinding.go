@@ -400,22 +400,43 @@ func (c *Controller) releaseProtection(ctx context.Context, pvc *corev1.Persiste
 	if !slices.Contains(pvc.Finalizers, controller.PVCProtectionFinalizer) {
 		return nil
 	}
-	pods, err := c.pods.Pods(pvc.Namespace).List(labels.Everything())
+	cached, err := c.pods.Pods(pvc.Namespace).List(labels.Everything())
 	if err != nil {
 		return err
 	}
-	for _, pod := range pods {
-		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		if slices.Contains(controller.ClaimNames(&pod.Spec), pvc.Name) {
-			return nil // the pod's deletion brings the claim back
-		}
+	if claimInUse(pvc.Name, cached) {
+		return nil // the pod's deletion brings the claim back
+	}
+	// The cache may not show a pod created just before the claim was
+	// deleted: the API has the last word before the claim goes.
+	live, err := c.deps.Client.CoreV1().Pods(pvc.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	pods := make([]*corev1.Pod, len(live.Items))
+	for i := range live.Items {
+		pods[i] = &live.Items[i]
+	}
+	if claimInUse(pvc.Name, pods) {
+		return nil // the pod reaches the cache, and its deletion brings the claim back
 	}
 	upd := pvc.DeepCopy()
 	upd.Finalizers = slices.DeleteFunc(upd.Finalizers, func(f string) bool { return f == controller.PVCProtectionFinalizer })
 	_, err = c.deps.Client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Update(ctx, upd, metav1.UpdateOptions{})
 	return ignoreGone(err)
+}
+
+// claimInUse reports whether a pod that has not finished mounts the claim.
+func claimInUse(claim string, pods []*corev1.Pod) bool {
+	for _, pod := range pods {
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if slices.Contains(controller.ClaimNames(&pod.Spec), claim) {
+			return true
+		}
+	}
+	return false
 }
 
 // syncVolume keeps a volume's phase and reclaims it when its claim is gone.
