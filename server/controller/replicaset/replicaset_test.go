@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -189,14 +190,33 @@ func TestReplicaSet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pods := waitPods(ctx, t, cs, "app=adopt", string(rs.UID), 2)
-		found := false
-		for _, p := range pods {
-			found = found || p.Name == "stray"
-		}
-		if !found {
-			t.Errorf("the orphan was not adopted: %v", names(pods))
-		}
+		// The controller may sync the new ReplicaSet before its cache holds
+		// the orphan and create two pods; once it sees the orphan it adopts
+		// it and deletes one of the three (the orphan too, when all were
+		// made in the same second). Only the ReplicaSet deletes pods here,
+		// and only pods it owns: a stray that is gone was adopted first.
+		testutil.Eventually(t, 20*time.Second, func() string {
+			pods, err := owned(ctx, t, cs, "app=adopt", string(rs.UID))
+			if err != nil {
+				return err.Error()
+			}
+			if len(pods) != 2 {
+				return fmt.Sprintf("owned pods %v, want two", names(pods))
+			}
+			stray, err := cs.CoreV1().Pods("default").Get(ctx, "stray", metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				return ""
+			case err != nil:
+				return err.Error()
+			case stray.DeletionTimestamp != nil:
+				return ""
+			}
+			if ref := metav1.GetControllerOf(stray); ref == nil || ref.UID != rs.UID {
+				return fmt.Sprintf("the orphan stray has controller %v, want the ReplicaSet", ref)
+			}
+			return ""
+		})
 	})
 
 	t.Run("a pod whose labels stop matching is released and replaced", func(t *testing.T) {
@@ -237,6 +257,19 @@ func TestReplicaSet(t *testing.T) {
 			cur.Spec.Template.Spec.Containers[0].Image = "orch/hello:v2"
 			if _, err := rsets.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 				return err.Error()
+			}
+			return ""
+		})
+		// The pod is deleted once the controller has seen the new template
+		// (its status says so), or its replacement may still be made from
+		// the old one.
+		testutil.Eventually(t, 10*time.Second, func() string {
+			cur, err := rsets.Get(ctx, "replace", metav1.GetOptions{})
+			if err != nil {
+				return err.Error()
+			}
+			if cur.Status.ObservedGeneration != cur.Generation {
+				return fmt.Sprintf("observedGeneration %d, want %d", cur.Status.ObservedGeneration, cur.Generation)
 			}
 			return ""
 		})
