@@ -171,8 +171,10 @@ func (m *volumeManager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, configs c
 		if err != nil {
 			return hv, err
 		}
-		// Secrets are kept in memory, never on the node's disk.
-		if hasSecret(v) {
+		// Secrets are kept in memory, never on the node's disk; a volume an
+		// older agent wrote on disk stays there for the pod's life, since
+		// its running containers hold that directory.
+		if hasSecret(v) && !onDiskAlready(hv.path) {
 			if err := mountTmpfs(hv.path, 0, 0o755); err != nil {
 				return hv, err
 			}
@@ -640,4 +642,15 @@ func hasSecret(v *corev1.Volume) bool {
 		}
 	}
 	return false
+}
+
+// onDiskAlready reports whether dir holds files on the node's disk: it
+// exists, is not a mount point of its own, and is not empty.
+func onDiskAlready(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	mounted, err := isMountPoint(dir)
+	return err == nil && !mounted
 }

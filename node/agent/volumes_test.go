@@ -479,3 +479,32 @@ func TestGCVolumes(t *testing.T) {
 		t.Fatalf("got %d entries under %s, want 1 (nothing left being removed)", len(entries), a.volumes.root)
 	}
 }
+
+func TestSecretVolumeWrittenOnDiskStaysThere(t *testing.T) {
+	m := newVolumeManager(t.TempDir())
+	vol := corev1.Volume{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db"}}}
+	pod := volumePod([]corev1.Volume{vol}, nil)
+	// As an older agent left it: files on disk, no tmpfs.
+	dir := m.volumeDir(pod.UID, pluginSecret, "sec")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "old"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.tearDown(pod.UID); err != nil {
+			t.Error(err)
+		}
+	})
+	res := m.setUp(pod, testConfigs(), nil)
+	if len(res.failed) > 0 {
+		t.Fatal(res.failed)
+	}
+	if mounted, err := isMountPoint(dir); err != nil || mounted {
+		t.Fatalf("mounted %v, %v: want the on-disk volume kept for the running containers", mounted, err)
+	}
+	if got := readVolume(t, dir); len(got) == 0 {
+		t.Fatal("the secret's files were not written")
+	}
+}
