@@ -161,23 +161,13 @@ func (w *podWorker) fail(ctx context.Context, pod *corev1.Pod, cs []rt.Container
 	if now, err := w.engineContainers(ctx); err == nil {
 		cs = now
 	}
-	viewOf := func(c *corev1.Container, role string) containerView {
-		v := containerView{name: c.Name, image: c.Image}
-		all := pick(cs, c.Name, role)
-		if len(all) > 0 {
-			v.current = ptrTo(all[0])
-			v.restarts = int32(attemptOf(all[0]))
-		}
-		if len(all) > 1 {
-			v.previous = ptrTo(all[1])
-		}
-		return v
-	}
 	for i := range pod.Spec.InitContainers {
-		view.init = append(view.init, viewOf(&pod.Spec.InitContainers[i], rt.RoleInit))
+		c := &pod.Spec.InitContainers[i]
+		view.init = append(view.init, attemptsView(c, pick(cs, c.Name, rt.RoleInit)))
 	}
 	for i := range pod.Spec.Containers {
-		view.app = append(view.app, viewOf(&pod.Spec.Containers[i], rt.RoleApp))
+		c := &pod.Spec.Containers[i]
+		view.app = append(view.app, attemptsView(c, pick(cs, c.Name, rt.RoleApp)))
 	}
 	view.failure = f
 	w.report(pod, view)

@@ -266,14 +266,7 @@ func minWake(a, b time.Duration) time.Duration {
 func (w *podWorker) converge(ctx context.Context, pod *corev1.Pod, c *corev1.Container, role string, cs []rt.Container, sandbox *rt.Container, podIP string, inSandbox func(rt.Container) bool) (containerView, bool, time.Duration) {
 	a := w.a
 	all := pick(cs, c.Name, role)
-	v := containerView{name: c.Name, image: c.Image}
-	if len(all) > 0 {
-		v.current = ptrTo(all[0])
-		v.restarts = int32(attemptOf(all[0]))
-	}
-	if len(all) > 1 {
-		v.previous = ptrTo(all[1])
-	}
+	v := attemptsView(c, all)
 	next := 0
 	if len(all) > 0 {
 		next = attemptOf(all[0]) + 1
@@ -548,4 +541,18 @@ func (a *Agent) runSandbox(ctx context.Context, pod *corev1.Pod, attempt int) (r
 		spec.ResolvConf = path
 	}
 	return a.rt.RunSandbox(ctx, spec)
+}
+
+// attemptsView is a container's view from its engine containers, latest
+// attempt first: the current one, the one before, the restart count.
+func attemptsView(c *corev1.Container, all []rt.Container) containerView {
+	v := containerView{name: c.Name, image: c.Image}
+	if len(all) > 0 {
+		v.current = ptrTo(all[0])
+		v.restarts = int32(attemptOf(all[0]))
+	}
+	if len(all) > 1 {
+		v.previous = ptrTo(all[1])
+	}
+	return v
 }

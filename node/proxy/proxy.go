@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"orch.dev/orch/internal/logging"
@@ -70,13 +69,10 @@ type Deps struct {
 // ServiceProxy programs the kernel so that Service addresses reach the
 // Services' endpoints.
 type ServiceProxy struct {
-	deps      Deps
-	log       *slog.Logger
-	cfg       renderConfig
-	services  corelisters.ServiceLister
-	endpoints corelisters.EndpointsLister
-	synced    []cache.InformerSynced
-	kick      chan struct{}
+	*serviceWatch
+	deps Deps
+	log  *slog.Logger
+	cfg  renderConfig
 
 	mu    sync.Mutex
 	units map[string]*unit
@@ -112,33 +108,15 @@ func New(deps Deps) (*ServiceProxy, error) {
 	if !deps.ClusterCIDR.IsValid() || !deps.ClusterCIDR.Addr().Is4() {
 		return nil, fmt.Errorf("proxy: the cluster CIDR %q is not an IPv4 prefix", deps.ClusterCIDR)
 	}
-	p := &ServiceProxy{
-		deps: deps, log: deps.Logger,
+	watch, err := newServiceWatch(deps.Informers)
+	if err != nil {
+		return nil, err
+	}
+	return &ServiceProxy{
+		serviceWatch: watch, deps: deps, log: deps.Logger,
 		cfg:  renderConfig{table: nft.Identifier(deps.Table), clusterCIDR: deps.ClusterCIDR.Masked(), localhostNodePorts: !deps.NoLocalhostNodePorts},
-		kick: make(chan struct{}, 1), full: true,
-	}
-	svcInf := deps.Informers.Core().V1().Services()
-	epInf := deps.Informers.Core().V1().Endpoints()
-	p.services, p.endpoints = svcInf.Lister(), epInf.Lister()
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { p.poke() },
-		UpdateFunc: func(o, n any) { p.poke() },
-		DeleteFunc: func(any) { p.poke() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{svcInf.Informer(), epInf.Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
-			return nil, err
-		}
-		p.synced = append(p.synced, inf.HasSynced)
-	}
-	return p, nil
-}
-
-func (p *ServiceProxy) poke() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
+		full: true,
+	}, nil
 }
 
 // Run keeps the kernel in step with the Services until ctx ends. The rules
@@ -155,44 +133,12 @@ func (p *ServiceProxy) Run(ctx context.Context) error {
 	p.log.Info("service proxy started", "table", "ip "+p.cfg.table)
 	full := time.NewTicker(p.deps.FullSyncInterval)
 	defer full.Stop()
-	retry := time.Second
-	p.poke()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-full.C:
-			p.mu.Lock()
-			p.full = true
-			p.mu.Unlock()
-		case <-p.kick:
-			// Coalesce the changes that follow closely.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(p.deps.MinSyncInterval):
-			}
-			select {
-			case <-p.kick:
-			default:
-			}
-		}
-		if err := p.Sync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.log.Warn("service proxy sync failed; retrying with a full sync", "err", err, "in", retry)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(retry):
-			}
-			retry = min(2*retry, 30*time.Second)
-			p.poke()
-			continue
-		}
-		retry = time.Second
-	}
+	return p.loop(ctx, p.log, p.deps.MinSyncInterval, full.C, func() bool {
+		p.mu.Lock()
+		p.full = true
+		p.mu.Unlock()
+		return true
+	}, p.Sync, "service proxy sync failed; retrying with a full sync")
 }
 
 // Sync writes the Services as the listers see them now: the whole table

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"orch.dev/orch/internal/logging"
@@ -68,12 +67,9 @@ type UserspaceDeps struct {
 // cannot be programmed: it listens on every Service address and relays
 // each connection (or UDP session) to a ready endpoint.
 type UserspaceProxy struct {
-	deps      UserspaceDeps
-	log       *slog.Logger
-	services  corelisters.ServiceLister
-	endpoints corelisters.EndpointsLister
-	synced    []cache.InformerSynced
-	kick      chan struct{}
+	*serviceWatch
+	deps UserspaceDeps
+	log  *slog.Logger
 	// stop ends with Close and bounds the dials to endpoints.
 	stop   context.Context
 	cancel context.CancelFunc
@@ -191,37 +187,19 @@ func NewUserspace(deps UserspaceDeps) (*UserspaceProxy, error) {
 		}
 	}
 	stop, cancel := context.WithCancel(context.Background())
-	p := &UserspaceProxy{
-		deps: deps, log: deps.Logger, kick: make(chan struct{}, 1), stop: stop, cancel: cancel, ns: ns,
+	watch, err := newServiceWatch(deps.Informers)
+	if err != nil {
+		cancel()
+		if ns.IsOpen() {
+			_ = ns.Close() // the registration error is the one to report
+		}
+		return nil, err
+	}
+	return &UserspaceProxy{
+		serviceWatch: watch, deps: deps, log: deps.Logger, stop: stop, cancel: cancel, ns: ns,
 		ports: map[string]*userspacePort{}, listeners: map[listenKey]*userspaceListener{}, warned: map[string]bool{},
 		conns: map[*net.TCPConn]struct{}{},
-	}
-	svcInf := deps.Informers.Core().V1().Services()
-	epInf := deps.Informers.Core().V1().Endpoints()
-	p.services, p.endpoints = svcInf.Lister(), epInf.Lister()
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { p.poke() },
-		UpdateFunc: func(o, n any) { p.poke() },
-		DeleteFunc: func(any) { p.poke() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{svcInf.Informer(), epInf.Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
-			cancel()
-			if ns.IsOpen() {
-				_ = ns.Close() // the registration error is the one to report
-			}
-			return nil, err
-		}
-		p.synced = append(p.synced, inf.HasSynced)
-	}
-	return p, nil
-}
-
-func (p *UserspaceProxy) poke() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
+	}, nil
 }
 
 // Run serves the Services until ctx ends. Unlike the kernel data path,
@@ -248,43 +226,10 @@ func (p *UserspaceProxy) Run(ctx context.Context) error {
 		"interface", p.deps.Interface)
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
-	retry := time.Second
-	p.poke()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-sweep.C:
-			p.sweepAffinity(time.Now())
-			continue
-		case <-p.kick:
-			// Coalesce the changes that follow closely.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(p.deps.MinSyncInterval):
-			}
-			select {
-			case <-p.kick:
-			default:
-			}
-		}
-		if err := p.Sync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.log.Warn("userspace service proxy sync incomplete; retrying", "err", err, "in", retry)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(retry):
-			}
-			retry = min(2*retry, 30*time.Second)
-			p.poke()
-			continue
-		}
-		retry = time.Second
-	}
+	return p.loop(ctx, p.log, p.deps.MinSyncInterval, sweep.C, func() bool {
+		p.sweepAffinity(time.Now())
+		return false
+	}, p.Sync, "userspace service proxy sync incomplete; retrying")
 }
 
 // Sync serves the Services as the listers see them now. It applies what
